@@ -1,0 +1,66 @@
+"""Environments for mjx_som: MJX ports of Gymnasium's v4 MuJoCo tasks and 2-D bandits.
+
+env = envs.make("HalfCheetah-v4")          # a brax Env: reset(rng), step(state, action)
+vec = envs.wrappers.VecEnv(env, 4096)      # lockstep batch with time limit and auto-reset
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+# mujoco.mjx prints "Failed to import warp" on machines without NVIDIA Warp (it is optional).
+with contextlib.redirect_stdout(io.StringIO()):
+    from mujoco import mjx  # noqa: F401
+
+from brax.envs.base import Env, State
+
+from envs import bandits, wrappers
+from envs.bandits import Bandit
+from envs.locomotion import (
+    Ant,
+    HalfCheetah,
+    Hopper,
+    Humanoid,
+    InvertedDoublePendulum,
+    InvertedPendulum,
+    Reacher,
+    Swimmer,
+    Walker2d,
+)
+from envs.mujoco_env import MujocoTask, SolverSettings
+
+MUJOCO_TASKS = {
+    "Ant-v4": Ant,
+    "HalfCheetah-v4": HalfCheetah,
+    "Hopper-v4": Hopper,
+    "Humanoid-v4": Humanoid,
+    "Walker2d-v4": Walker2d,
+    "InvertedPendulum-v4": InvertedPendulum,
+    "InvertedDoublePendulum-v4": InvertedDoublePendulum,
+    "Reacher-v4": Reacher,
+    "Swimmer-v4": Swimmer,
+}
+
+
+def names() -> list[str]:
+    """Every environment name that make() accepts."""
+    return list(MUJOCO_TASKS) + list(bandits.BANDITS)
+
+
+def make(name: str, **overrides) -> Env:
+    """Builds an environment by name.
+
+    MuJoCo tasks accept ``solver="newton"|"cg"``, ``iterations``, ``ls_iterations``, ``cone`` and
+    any task attribute (e.g. ``ctrl_cost_weight=0.05``); bandits accept their builder's
+    keyword arguments.
+    """
+    if name in MUJOCO_TASKS:
+        solver_keys = {k: overrides.pop(k) for k in ("solver", "iterations", "ls_iterations", "cone") if k in overrides}
+        return MUJOCO_TASKS[name](solver=SolverSettings(**solver_keys), **overrides)
+    if name in bandits.BANDITS:
+        return bandits.BANDITS[name](**overrides)
+    raise ValueError(f"unknown env {name!r}; valid names: {', '.join(names())}")
+
+
+__all__ = ["Bandit", "Env", "MujocoTask", "SolverSettings", "State", "make", "names", "wrappers", "bandits"]

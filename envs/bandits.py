@@ -1,0 +1,146 @@
+"""2-D bandits: one-step tasks whose reward is a known function of a 2-D action.
+
+They probe whether a generative actor keeps several high-reward modes. An episode is
+one step (``terminated`` is always 1); the observation is a constant zero vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+
+RewardFn = Callable[[jax.Array], jax.Array]
+
+
+class Bandit(Env):
+    """A bandit over the box [low, high]^2 with a user-written JAX reward.
+
+    reward_fn: maps an action [2] in env coordinates to a scalar reward.
+    low, high: the action box; the agent's [-1, 1]^2 maps linearly onto it.
+    modes: [M, 2] centres of the high-reward modes (for coverage metrics), or None.
+    mode_radius: a sample within this distance of a centre is in that mode.
+    """
+
+    episode_length = 1
+
+    def __init__(self, reward_fn: RewardFn, low=-1.0, high=1.0, modes=None, mode_radius: float = 0.2):
+        self.reward_fn = reward_fn
+        self.low = jnp.broadcast_to(jnp.asarray(low, jnp.float32), (2,))
+        self.high = jnp.broadcast_to(jnp.asarray(high, jnp.float32), (2,))
+        if not bool(jnp.all(self.high > self.low)):
+            raise ValueError(f"Bandit needs high > low, got low={low}, high={high}")
+        self.modes = None if modes is None else np.asarray(modes, np.float32).reshape(-1, 2)
+        self.mode_radius = float(mode_radius)
+
+    @property
+    def observation_size(self) -> int:
+        return 1
+
+    @property
+    def action_size(self) -> int:
+        return 2
+
+    @property
+    def backend(self) -> str:
+        return "none"
+
+    def scale_action(self, action: jax.Array) -> jax.Array:
+        """Maps [-1, 1]^2 (clipped) onto [low, high]^2."""
+        action = jnp.clip(action, -1.0, 1.0)
+        return self.low + (action + 1.0) * 0.5 * (self.high - self.low)
+
+    def reset(self, rng: jax.Array) -> State:
+        obs = jnp.zeros((1,), jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        info = {"terminated": zero, "truncated": zero, "final_obs": obs}
+        return State(pipeline_state=None, obs=obs, reward=zero, done=zero, metrics={}, info=info)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        reward = jnp.asarray(self.reward_fn(self.scale_action(action)), jnp.float32)
+        one = jnp.ones((), jnp.float32)
+        info = {**state.info, "terminated": one, "truncated": jnp.zeros_like(one), "final_obs": state.obs}
+        return state.replace(reward=reward, done=one, info=info)
+
+    def mode_stats(self, actions: jax.Array) -> dict[str, float]:
+        """Coverage of agent actions [S, 2] in [-1, 1]^2 (mapped to env coordinates).
+
+        modes_covered: modes holding >= 5% of the samples; high_reward_fraction: the share
+        of samples inside any mode.
+        """
+        if self.modes is None:
+            raise ValueError("this Bandit was built without modes=...; coverage is undefined")
+        points = np.asarray(self.scale_action(actions))
+        dist = np.linalg.norm(points[:, None, :] - self.modes[None], axis=-1)
+        in_mode = dist <= self.mode_radius
+        share = in_mode.mean(axis=0)
+        return {
+            "num_high_modes": int(len(self.modes)),
+            "modes_covered": int(np.sum(share >= 0.05)),
+            "high_reward_fraction": float(np.mean(in_mode.any(axis=1))),
+        }
+
+
+def eight_gaussians(radius: float = 0.7, width: float = 0.1, high: float = 1.0, low: float = 0.4) -> Bandit:
+    """Eight Gaussian bumps on a circle, alternating high (reward `high`) and low reward."""
+    angles = np.arange(8) * (2 * np.pi / 8)
+    centres = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1).astype(np.float32)
+    heights = jnp.asarray(np.where(np.arange(8) % 2 == 0, high, low), jnp.float32)
+
+    def reward_fn(a):
+        sq = jnp.sum(jnp.square(a[None, :] - centres), axis=-1)
+        return jnp.max(heights * jnp.exp(-0.5 * sq / width**2))
+
+    return Bandit(reward_fn, -1.0, 1.0, modes=centres[::2], mode_radius=2 * width)
+
+
+def two_moons(width: float = 0.08) -> Bandit:
+    """Two interleaved half-circle arcs of radius 0.5; reward 1 on the arcs, Gaussian fall-off.
+
+    Each moon is covered by three mode centres (at 30, 90, 150 degrees along its arc).
+    """
+    arc_radius = 0.5
+    centre_upper = np.array([-0.25, -0.1], np.float32)
+    centre_lower = np.array([0.25, 0.1], np.float32)
+
+    def arc_distance(a, centre, sign):
+        rel = a - centre
+        r = jnp.linalg.norm(rel)
+        angle = jnp.arctan2(sign * rel[1], sign * rel[0])
+        on_arc = jnp.abs(r - arc_radius)
+        # off the half-circle's angular span, the distance is to the nearer end point
+        ends = centre + sign * arc_radius * jnp.array([[1.0, 0.0], [-1.0, 0.0]])
+        to_ends = jnp.min(jnp.linalg.norm(a - ends, axis=-1))
+        return jnp.where((angle >= 0) & (angle <= jnp.pi), on_arc, to_ends)
+
+    def reward_fn(a):
+        d = jnp.minimum(arc_distance(a, centre_upper, 1.0), arc_distance(a, centre_lower, -1.0))
+        return jnp.exp(-0.5 * d**2 / width**2)
+
+    angles = np.deg2rad([30.0, 90.0, 150.0])
+    unit = np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    modes = np.concatenate([centre_upper + arc_radius * unit, centre_lower - arc_radius * unit])
+    return Bandit(reward_fn, -1.0, 1.0, modes=modes, mode_radius=0.2)
+
+
+def checkerboard(cells: int = 4, sharpness: float = 10.0) -> Bandit:
+    """A smooth cells x cells checkerboard on [-1, 1]^2: reward ~1 on half of the cells."""
+    cell = 2.0 / cells
+    freq = np.pi / cell
+
+    def reward_fn(a):
+        return jax.nn.sigmoid(sharpness * jnp.sin(freq * (a[0] + 1.0)) * jnp.sin(freq * (a[1] + 1.0)))
+
+    centres = -1.0 + cell * (np.stack(np.meshgrid(np.arange(cells), np.arange(cells)), -1).reshape(-1, 2) + 0.5)
+    high = (np.floor((centres[:, 0] + 1) / cell) + np.floor((centres[:, 1] + 1) / cell)) % 2 == 0
+    return Bandit(reward_fn, -1.0, 1.0, modes=centres[high], mode_radius=cell / 2)
+
+
+BANDITS = {
+    "bandit/eight_gaussians": eight_gaussians,
+    "bandit/two_moons": two_moons,
+    "bandit/checkerboard": checkerboard,
+}

@@ -1,0 +1,51 @@
+"""Bandit rewards at their mode centres, coverage metrics, user reward functions."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from envs.bandits import Bandit
+
+
+@pytest.mark.parametrize("name", ["bandit/eight_gaussians", "bandit/two_moons", "bandit/checkerboard"])
+def test_reward_is_high_at_mode_centres_and_low_between(name):
+    env = envs.make(name)
+    agent_coords = (env.modes - env.low) / (env.high - env.low) * 2 - 1
+    state = env.reset(None)
+    at_modes = [float(env.step(state, jnp.asarray(a)).reward) for a in agent_coords]
+    assert min(at_modes) > 0.9
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 41), np.linspace(-1, 1, 41)), -1).reshape(-1, 2)
+    rewards = np.array([float(env.reward_fn(jnp.asarray(a))) for a in grid])
+    assert np.mean(rewards > 0.9) < 0.5  # high reward is concentrated, not everywhere
+
+
+def test_eight_gaussians_alternates_high_and_low():
+    env = envs.make("bandit/eight_gaussians")
+    angles = np.arange(8) * np.pi / 4
+    centres = 0.7 * np.stack([np.cos(angles), np.sin(angles)], -1)
+    rewards = np.array([float(env.reward_fn(jnp.asarray(c))) for c in centres])
+    np.testing.assert_allclose(rewards[::2], 1.0, atol=1e-5)
+    np.testing.assert_allclose(rewards[1::2], 0.4, atol=1e-5)
+    assert len(env.modes) == 4
+
+
+def test_user_bandit_with_box_and_modes():
+    env = Bandit(lambda a: -jnp.sum((a - 2.0) ** 2), low=0.0, high=4.0, modes=[[2.0, 2.0]], mode_radius=0.5)
+    state = env.reset(None)
+    assert float(env.step(state, jnp.zeros(2)).reward) == pytest.approx(0.0)  # [0,0] -> centre (2,2)
+    assert float(env.step(state, -jnp.ones(2)).reward) == pytest.approx(-8.0)  # corner (0,0)
+    stats = env.mode_stats(jnp.array([[0.0, 0.0], [0.1, 0.0], [-1.0, -1.0], [1.0, 1.0]]))
+    assert stats == {"num_high_modes": 1, "modes_covered": 1, "high_reward_fraction": 0.5}
+
+
+def test_coverage_counts_modes_with_five_percent():
+    env = envs.make("bandit/eight_gaussians")
+    samples = np.repeat(env.modes[:2], [97, 3], axis=0)  # env coords == agent coords on [-1, 1]
+    stats = env.mode_stats(jnp.asarray(samples))
+    assert stats["modes_covered"] == 1 and stats["high_reward_fraction"] == 1.0
+
+
+def test_bandit_rejects_empty_box():
+    with pytest.raises(ValueError, match="high > low"):
+        Bandit(lambda a: a[0], low=1.0, high=1.0)
