@@ -1,0 +1,28 @@
+"""Algorithms by name. Each module exposes a frozen config dataclass and make_<name>(config, spec)."""
+
+from __future__ import annotations
+
+from mjx_som.agents.base import Agent, EnvSpec
+from mjx_som.agents.som import SOMConfig, make_som
+
+REGISTRY = {"som": (SOMConfig, make_som)}
+
+
+def algos() -> list[str]:
+    return list(REGISTRY)
+
+
+def config_class(algo: str):
+    if algo not in REGISTRY:
+        raise ValueError(f"--algo {algo!r} is unknown; allowed: {', '.join(algos())}")
+    return REGISTRY[algo][0]
+
+
+def make_agent(algo: str, config, spec: EnvSpec) -> Agent:
+    config_cls, factory = REGISTRY[algo] if algo in REGISTRY else (config_class(algo), None)
+    if not isinstance(config, config_cls):
+        raise TypeError(f"algo {algo!r} needs a {config_cls.__name__}, got {type(config).__name__}")
+    return factory(config, spec)
+
+
+__all__ = ["Agent", "EnvSpec", "algos", "config_class", "make_agent"]

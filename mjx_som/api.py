@@ -1,0 +1,277 @@
+"""mjx_som.train(env, algo="som", **overrides): config -> env -> agent -> trainer, with the
+run directory (config.json, metrics.jsonl, summary.json, returns.png) and W&B.
+
+launch/run.py is a thin CLI over this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+import envs
+from envs.bandits import Bandit
+from mjx_som import agents
+from mjx_som.agents.base import EnvSpec
+from mjx_som.agents.som import SOMConfig
+from mjx_som.benchmarks import device_name
+from mjx_som.logging import WANDB_MODES, Progress, RunLogger, plot_returns
+from mjx_som.replay import replay_bytes
+from mjx_som.trainer import Trainer, TrainerConfig
+
+COVERAGE_SAMPLES = 4096
+
+
+@dataclass(frozen=True)
+class RunConfig(TrainerConfig):
+    """Everything a run needs; config.json holds it resolved.
+
+    env: environment name (envs.names()). algo: algorithm name.
+    seed: PRNG seed of the whole run. run_dir: output folder (default runs/<env>-<algo>-s<seed>-<time>).
+    eval_every: environment steps between evaluations (also one at the end).
+    eval_episodes: greedy episodes per evaluation, run in parallel.
+    devices: local devices to use (0 = all); num_envs must divide evenly.
+    wandb_mode: auto (online when an API key is configured, else offline), online, offline, disabled.
+    wandb_project: W&B project name. progress: show the live progress bar.
+    """
+
+    env: str = "HalfCheetah-v4"
+    algo: str = "som"
+    seed: int = 0
+    run_dir: str = ""
+    eval_every: int = 1_000_000
+    eval_episodes: int = 16
+    devices: int = 0
+    wandb_mode: str = "auto"
+    wandb_project: str = "mjx_som"
+    progress: bool = True
+    som: SOMConfig = field(default_factory=SOMConfig)
+
+    def algo_config(self):
+        return getattr(self, self.algo)
+
+
+# Per-environment starting points (then user overrides). docs/algorithm.md gives the reasons.
+# Bandits: one-step episodes, so the critic only has to learn the reward landscape; many
+# cheap updates per transition, small ReLU networks (Mish and LayerNorm cost 2-3x on CPU).
+_BANDIT_PRESET = dict(
+    num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
+    learning_starts=4_096, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
+    eval_episodes=256,
+    som=dict(actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False),
+)  # fmt: skip
+_CHEAP_PRESET = dict(
+    num_envs=16, total_steps=40_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
+    learning_starts=2_000, log_every=4_000, eval_every=8_000, eval_episodes=8,
+)  # fmt: skip
+PRESETS: dict[str, dict] = {
+    **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},
+    "InvertedPendulum-v4": _CHEAP_PRESET,
+    "InvertedDoublePendulum-v4": _CHEAP_PRESET,
+}
+
+
+def _with_preset(config: RunConfig, preset: dict) -> RunConfig:
+    """Applies a preset: its run fields, and its settings for config.algo if it has any."""
+    algo_names = set(agents.algos())
+    run_part = {k: v for k, v in preset.items() if k not in algo_names}
+    config = dataclasses.replace(config, **run_part)
+    algo_part = preset.get(config.algo, {})
+    return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_part)})
+
+
+def default_config(env_name: str, algo: str = "som") -> RunConfig:
+    """RunConfig with the environment's preset applied."""
+    return _with_preset(RunConfig(env=env_name, algo=algo), PRESETS.get(env_name, {}))
+
+
+def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
+    """Run/trainer fields by name; algorithm fields either by name (w=3) or as a dict (som={...})."""
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    algo_config = config.algo_config()
+    algo_fields = {f.name for f in dataclasses.fields(algo_config)}
+    run_updates, algo_updates = {}, {}
+    for key, value in overrides.items():
+        if key == config.algo and isinstance(value, dict):
+            algo_updates.update(value)
+        elif key in run_fields:
+            run_updates[key] = value
+        elif key in algo_fields:
+            algo_updates[key] = value
+        else:
+            raise ValueError(
+                f"unknown setting {key!r}; run settings: {', '.join(sorted(run_fields))}; "
+                f"{config.algo} settings: {', '.join(sorted(algo_fields))}"
+            )
+    unknown = set(algo_updates) - algo_fields
+    if unknown:
+        raise ValueError(f"unknown {config.algo} settings {sorted(unknown)}; allowed: {', '.join(sorted(algo_fields))}")
+    config = dataclasses.replace(config, **run_updates)
+    return dataclasses.replace(config, **{config.algo: dataclasses.replace(algo_config, **algo_updates)})
+
+
+def _memory_limit_bytes() -> int:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def validate(config: RunConfig, env) -> None:
+    """Every check that can fail before compiling, with the flag, the value and what is allowed."""
+    if config.algo not in agents.algos():
+        raise ValueError(f"--algo {config.algo!r} is unknown; allowed: {', '.join(agents.algos())}")
+    positive = ("num_envs", "total_steps", "batch_size", "updates_per_step", "buffer_size", "log_every",
+                "eval_every", "eval_episodes")  # fmt: skip
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    if config.learning_starts < 0:
+        raise ValueError(f"--learning-starts must be >= 0, got {config.learning_starts}")
+    if config.total_steps < config.num_envs:
+        raise ValueError(
+            f"--total-steps {config.total_steps} is less than one iteration of --num-envs {config.num_envs}"
+        )
+    if config.buffer_size < config.num_envs:
+        raise ValueError(f"--buffer-size {config.buffer_size} must hold one vector step (--num-envs {config.num_envs})")
+    if config.wandb_mode not in WANDB_MODES:
+        raise ValueError(f"--wandb-mode {config.wandb_mode!r}; allowed: {', '.join(WANDB_MODES)}")
+    available = len(jax.local_devices())
+    if config.devices < 0 or config.devices > available:
+        raise ValueError(f"--devices {config.devices}: this host has {available} device(s); use 0 (all) to {available}")
+    num_devices = config.devices or available
+    if config.num_envs % num_devices:
+        raise ValueError(f"--num-envs {config.num_envs} is not divisible by the device count {num_devices}")
+    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size)
+    limit = _memory_limit_bytes()
+    if buffer > 0.8 * limit:
+        raise ValueError(
+            f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay, more than 80% of the "
+            f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
+        )
+    config.algo_config().validate()
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    run_dir: str
+    policy: Callable  # policy(obs [B, O], rng) -> action [B, A], jitted, greedy
+
+
+def _env_name(env) -> str:
+    return getattr(env, "name", None) or type(env).__name__
+
+
+def _default_run_dir(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{config.env.replace('/', '_')}-{config.algo}-s{config.seed}-{stamp}")
+
+
+def _coverage(env: Bandit, trainer: Trainer, state, key) -> dict:
+    """Mode coverage of the raw generative map and of the acting (best-of-N) policy."""
+    obs = trainer.normalize(state.normalizer, jnp.zeros((COVERAGE_SAMPLES, env.observation_size)))
+    key_raw, key_bon = jax.random.split(key)
+    raw = env.mode_stats(trainer.agent.sample(state.agent, obs, key_raw))
+    bon = env.mode_stats(trainer.agent.act(state.agent, obs, key_bon, False))
+    return {
+        **raw,
+        "bon_modes_covered": bon["modes_covered"],
+        "bon_high_reward_fraction": bon["high_reward_fraction"],
+    }
+
+
+def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
+    """Trains `algo` on `env` (a name from envs.names() or an envs environment object).
+
+    overrides: any RunConfig field (num_envs=..., total_steps=...) and any field of the
+    algorithm's config (w=..., or som={"w": ...}). Returns the summary, the run directory
+    and a jitted greedy policy.
+    """
+    env_obj = envs.make(env) if isinstance(env, str) else env
+    env_name = env if isinstance(env, str) else _env_name(env)
+    if algo not in agents.algos():
+        raise ValueError(f"--algo {algo!r} is unknown; allowed: {', '.join(agents.algos())}")
+    if isinstance(env, str):
+        config = default_config(env, algo)
+    else:
+        config = _with_preset(RunConfig(env=env_name, algo=algo), _BANDIT_PRESET if isinstance(env, Bandit) else {})
+    config = apply_overrides(config, overrides)
+    validate(config, env_obj)
+    run_dir = config.run_dir or _default_run_dir(config)
+    config = dataclasses.replace(config, run_dir=run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    config_dict = dataclasses.asdict(config)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(config_dict, f, indent=2)
+
+    spec = EnvSpec(env_obj.observation_size, env_obj.action_size, config.total_updates)
+    agent = agents.make_agent(algo, config.algo_config(), spec)
+    trainer = Trainer(env_obj, agent, config, eval_episodes=config.eval_episodes)
+    logger = RunLogger(run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir))
+    key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
+    state = trainer.init(key_init)
+
+    start = time.perf_counter()
+    env_steps, last_eval, next_eval = 0, {}, config.eval_every
+    interrupted = False
+    try:
+        with Progress(config.num_chunks * config.chunk_iterations * config.num_envs, config.progress) as progress:
+            for chunk in range(config.num_chunks):
+                chunk_start = time.perf_counter()
+                state, metrics = trainer.chunk(state)
+                metrics = jax.device_get(metrics)
+                env_steps = int(state.env_steps)
+                chunk_s = time.perf_counter() - chunk_start
+                record = {"env_steps": env_steps, "walltime_s": time.perf_counter() - start}
+                record["train/env_steps_per_s"] = config.chunk_iterations * config.num_envs / chunk_s
+                record.update({k: float(v) for k, v in metrics.items()})
+                if env_steps >= next_eval or chunk == config.num_chunks - 1:
+                    key_eval, key = jax.random.split(key_eval)
+                    last_eval = {k: float(v) for k, v in trainer.evaluate(state.agent, state.normalizer, key).items()}
+                    record.update(last_eval)
+                    next_eval += config.eval_every * max(1, (env_steps - next_eval) // config.eval_every + 1)
+                logger.log(record)
+                progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
+    except KeyboardInterrupt:
+        interrupted = True
+
+    summary = {
+        "env": env_name,
+        "algo": algo,
+        "eval/episode_return": last_eval.get("eval/episode_return"),
+        "env_steps": env_steps,
+        "walltime_s": time.perf_counter() - start,
+        "device": device_name(),
+        "num_devices": config.devices or len(jax.local_devices()),
+        "interrupted": interrupted,
+    }
+    if isinstance(env_obj, Bandit) and env_obj.modes is not None:
+        summary.update(_coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1)))
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+        plot_returns(run_dir, f"{algo} on {env_name}")
+    logger.finish(summary)
+    if interrupted:
+        raise KeyboardInterrupt(f"interrupted at {env_steps} env steps; summary in {run_dir}/summary.json")
+
+    agent_state, normalizer = state.agent, state.normalizer
+
+    @jax.jit
+    def policy(obs, rng):
+        return agent.act(agent_state, trainer.normalize(normalizer, obs), rng, False)
+
+    return TrainResult(summary=summary, run_dir=run_dir, policy=policy)
+
+
+__all__ = ["RunConfig", "TrainResult", "default_config", "train"]

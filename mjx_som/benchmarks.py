@@ -1,0 +1,63 @@
+"""Throughput measurements shared by launch/bench.py and the docs.
+
+Every timing is taken after a warm-up call (compilation excluded) and blocked until
+the device is done (``block_until_ready``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from envs.wrappers import VecEnv
+
+
+def time_calls(fn: Callable[[], object], repeats: int) -> np.ndarray:
+    """Wall-clock seconds of `repeats` calls of fn (after one warm-up call)."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return np.asarray(times)
+
+
+def env_throughput(env, num_envs: int, steps_per_call: int = 100, repeats: int = 3, seed: int = 0) -> dict:
+    """Env steps/s of `num_envs` lockstep envs (auto-reset on) under uniform random actions.
+
+    Returns {"num_envs", "env_steps_per_s", "env_steps_per_s_std"}: the physical limit the
+    trainer's throughput is measured against.
+    """
+    vec = VecEnv(env, num_envs)
+
+    @jax.jit
+    def rollout(state, key):
+        def body(carry, _):
+            state, key = carry
+            key, key_action = jax.random.split(key)
+            action = jax.random.uniform(key_action, (num_envs, vec.action_size), minval=-1.0, maxval=1.0)
+            return (vec.step(state, action), key), None
+
+        (state, key), _ = jax.lax.scan(body, (state, key), None, length=steps_per_call)
+        return state, key
+
+    carry = vec.reset(jax.random.PRNGKey(seed)), jax.random.PRNGKey(seed + 1)
+
+    def call():
+        nonlocal carry
+        carry = rollout(*carry)
+        return carry
+
+    seconds = time_calls(call, repeats)
+    rates = num_envs * steps_per_call / seconds
+    return {"num_envs": num_envs, "env_steps_per_s": float(rates.mean()), "env_steps_per_s_std": float(rates.std())}
+
+
+def device_name() -> str:
+    """The name users see for the default device, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
+    device = jax.devices()[0]
+    return "cpu" if device.platform == "cpu" else device.device_kind

@@ -1,0 +1,82 @@
+"""Twin critics with Polyak-averaged targets, best-of-N selection, and the TD update
+shared by every agent (som.md §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from mjx_som.networks import TwinCritic
+from mjx_som.replay import Transition
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """critic_hidden: widths of each Q network's hidden layers.
+    critic_layer_norm: LayerNorm between layers (stabilises large-batch parallel training).
+    critic_lr: Adam learning rate. gamma: discount. tau: Polyak rate of the targets.
+    activation: hidden activation of every network ("mish", "relu", "silu").
+    """
+
+    critic_hidden: tuple[int, ...] = (256, 256, 256)
+    critic_layer_norm: bool = True
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    activation: str = "mish"
+
+
+@struct.dataclass
+class CriticState:
+    params: dict
+    target_params: dict
+    opt_state: optax.OptState
+
+
+def critic_network(config: CriticConfig) -> TwinCritic:
+    return TwinCritic(config.critic_hidden, config.activation, config.critic_layer_norm)
+
+
+def critic_init(key, obs_size: int, action_size: int, config: CriticConfig) -> CriticState:
+    params = critic_network(config).init(key, jnp.zeros((1, obs_size)), jnp.zeros((1, action_size)))
+    return CriticState(params, params, optax.adam(config.critic_lr).init(params))
+
+
+def min_q(config: CriticConfig, params, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """min(Q1, Q2) for obs [..., O] and action [..., A] -> [...]."""
+    return jnp.min(critic_network(config).apply(params, obs, action), axis=0)
+
+
+def best_of_n(config: CriticConfig, params, obs: jax.Array, candidates: jax.Array) -> jax.Array:
+    """The candidate with the highest min(Q1, Q2): obs [B, O], candidates [B, N, A] -> [B, A]."""
+    obs_n = jnp.broadcast_to(obs[:, None, :], candidates.shape[:2] + obs.shape[-1:])
+    best = jnp.argmax(min_q(config, params, obs_n, candidates), axis=1)
+    return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
+
+
+def td_target(config: CriticConfig, target_params, batch: Transition, next_action: jax.Array) -> jax.Array:
+    """y = r + gamma (1 - terminated) min(Q1', Q2')(s', a'): bootstraps through truncation. [B]"""
+    next_q = min_q(config, target_params, batch.next_obs, next_action)
+    return batch.reward + config.gamma * (1.0 - batch.terminated) * next_q
+
+
+def critic_update(
+    config: CriticConfig, state: CriticState, batch: Transition, next_action: jax.Array
+) -> tuple[CriticState, dict]:
+    """One Adam step on the TD error of both critics, then the Polyak target update."""
+    y = jax.lax.stop_gradient(td_target(config, state.target_params, batch, next_action))
+
+    def loss_fn(params):
+        q = critic_network(config).apply(params, batch.obs, batch.action)  # [2, B]
+        return jnp.mean(jnp.sum(jnp.square(q - y), axis=0)), q
+
+    (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optax.adam(config.critic_lr).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    target = optax.incremental_update(params, state.target_params, config.tau)
+    metrics = {"critic_loss": loss, "q_mean": jnp.mean(q), "td_target_mean": jnp.mean(y)}
+    return CriticState(params, target, opt_state), metrics

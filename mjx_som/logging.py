@@ -1,0 +1,139 @@
+"""Run records: metrics.jsonl (always), Weights & Biases (when enabled), returns.png, and a
+live progress bar. Training never depends on W&B: any W&B failure prints one warning and
+the local files go on."""
+
+from __future__ import annotations
+
+import json
+import math
+import netrc
+import os
+import time
+import warnings
+
+import numpy as np
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """auto -> online when an API key is configured (WANDB_API_KEY or ~/.netrc), else offline."""
+    if mode not in WANDB_MODES:
+        raise ValueError(f"--wandb-mode {mode!r}; allowed: {', '.join(WANDB_MODES)}")
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE") in ("online", "offline", "disabled"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return "online"
+    except (FileNotFoundError, netrc.NetrcParseError):
+        pass
+    return "offline"
+
+
+def _jsonable(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.item() if np.ndim(value) == 0 else value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunLogger:
+    """Writes one JSON object per log point to metrics.jsonl and mirrors it to W&B."""
+
+    def __init__(self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str):
+        self.run_dir = run_dir
+        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.wandb_run = None
+        self.wandb_mode = resolve_wandb_mode(wandb_mode)
+        if self.wandb_mode != "disabled":
+            try:
+                import wandb
+
+                self.wandb_run = wandb.init(
+                    project=wandb_project, config=config, mode=self.wandb_mode, dir=run_dir, name=run_name,
+                    settings=wandb.Settings(silent=True),
+                )  # fmt: skip
+            except Exception as e:  # noqa: BLE001 — W&B must never stop training
+                self._wandb_failed(e)
+
+    def _wandb_failed(self, error: Exception) -> None:
+        warnings.warn(f"W&B disabled for this run ({type(error).__name__}: {error}); local files go on", stacklevel=3)
+        self.wandb_run = None
+
+    def log(self, record: dict) -> None:
+        record = {k: _jsonable(v) for k, v in record.items()}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.wandb_run is not None:
+            try:
+                self.wandb_run.log({k: v for k, v in record.items() if v is not None}, step=int(record["env_steps"]))
+            except Exception as e:  # noqa: BLE001
+                self._wandb_failed(e)
+
+    def finish(self, summary: dict) -> None:
+        if self.wandb_run is not None:
+            try:
+                self.wandb_run.summary.update({k: _jsonable(v) for k, v in summary.items()})
+                self.wandb_run.finish()
+            except Exception as e:  # noqa: BLE001
+                self._wandb_failed(e)
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_returns(run_dir: str, title: str) -> str:
+    """returns.png: eval (and training) episode return against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, style in (("eval/episode_return", "o-"), ("train/episode_return", "-")):
+        points = [(r["env_steps"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), style, label=key, alpha=0.8)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path = os.path.join(run_dir, "returns.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+class Progress:
+    """A rich progress bar: env steps, env steps/s, latest eval return, ETA."""
+
+    def __init__(self, total_steps: int, enabled: bool = True):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(), disable=not enabled,
+        )  # fmt: skip
+        self.task = self.bar.add_task("train", total=total_steps, info="compiling...")
+        self.start = time.perf_counter()
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.__exit__(*exc)
+
+    def update(self, env_steps: int, steps_per_s: float, eval_return) -> None:
+        ret = "—" if eval_return is None else f"{eval_return:.1f}"
+        self.bar.update(self.task, completed=env_steps, info=f"{steps_per_s:,.0f} steps/s  eval return {ret}")

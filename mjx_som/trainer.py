@@ -1,0 +1,189 @@
+"""The algorithm-agnostic on-device training loop.
+
+One jitted function runs a lax.scan over `chunk_iterations` iterations of
+
+    act (uniform random until learning_starts) -> step num_envs envs -> insert into replay
+    -> update observation statistics -> updates_per_step gradient updates
+
+and returns the new state with the chunk's metrics. The host only logs, evaluates and
+checkpoints between chunks. The trainer knows the Agent interface (mjx_som/agents/base.py),
+never an algorithm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from brax.training import acme
+from brax.training.acme import running_statistics
+from flax import struct
+
+from envs.wrappers import VecEnv
+from mjx_som.agents.base import Agent
+from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample
+
+OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """num_envs: environments stepped in lockstep (global count).
+    total_steps: environment transitions, all envs together (rounded up to whole chunks).
+    batch_size: transitions per gradient update.
+    updates_per_step: gradient updates per vector step of num_envs transitions.
+    buffer_size: replay capacity in transitions.
+    learning_starts: transitions collected with uniform random actions before updates begin.
+    reward_scale: rewards are multiplied by this before the critic sees them.
+    normalize_obs: running mean/std normalisation of observations (brax's running statistics).
+    log_every: environment steps between log points (one jitted chunk per log point).
+    """
+
+    num_envs: int = 4096
+    total_steps: int = 20_000_000
+    batch_size: int = 4096
+    updates_per_step: int = 4
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100_000
+    reward_scale: float = 0.2
+    normalize_obs: bool = True
+    log_every: int = 200_000
+
+    @property
+    def chunk_iterations(self) -> int:
+        return max(1, math.ceil(self.log_every / self.num_envs))
+
+    @property
+    def num_chunks(self) -> int:
+        return max(1, math.ceil(self.total_steps / (self.num_envs * self.chunk_iterations)))
+
+    @property
+    def total_updates(self) -> int:
+        return self.num_chunks * self.chunk_iterations * self.updates_per_step
+
+
+@struct.dataclass
+class TrainState:
+    agent: object
+    env_state: object
+    replay: ReplayState
+    normalizer: running_statistics.RunningStatisticsState
+    key: jax.Array
+    env_steps: jax.Array  # int32 scalar, transitions so far (all envs)
+
+
+class Trainer:
+    """Builds the jitted chunk and evaluation functions for one (env, agent, config)."""
+
+    def __init__(self, env, agent: Agent, config: TrainerConfig, eval_episodes: int = 16):
+        self.env, self.agent, self.config = env, agent, config
+        self.vec = VecEnv(env, config.num_envs)
+        self.eval_vec = VecEnv(env, eval_episodes)
+        self.chunk = jax.jit(self._chunk, donate_argnums=0)
+        self.evaluate = jax.jit(self._evaluate)
+
+    # ----- state ------------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> TrainState:
+        key_agent, key_env, key_loop = jax.random.split(key, 3)
+        obs_size, action_size = self.vec.observation_size, self.vec.action_size
+        normalizer = running_statistics.init_state(acme.specs.Array((obs_size,), jnp.float32))
+        state = TrainState(
+            agent=self.agent.init(key_agent),
+            env_state=self.vec.reset(key_env),
+            replay=replay_init(self.config.buffer_size, obs_size, action_size),
+            normalizer=normalizer,
+            key=key_loop,
+            env_steps=jnp.zeros((), jnp.int32),
+        )
+        # chunk() donates its input: every leaf must own its buffer (EMA/target params and
+        # final_obs start out aliasing other leaves).
+        return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+
+    def normalize(self, normalizer, obs: jax.Array) -> jax.Array:
+        if not self.config.normalize_obs:
+            return obs
+        return running_statistics.normalize(obs, normalizer, max_abs_value=OBS_CLIP)
+
+    # ----- the training loop --------------------------------------------------------------------
+    def _updates(self, agent_state, replay: ReplayState, normalizer, key):
+        cfg = self.config
+
+        def one_update(agent_state, key):
+            key_sample, key_update = jax.random.split(key)
+            batch = replay_sample(replay, key_sample, cfg.batch_size)
+            batch = batch.replace(
+                obs=self.normalize(normalizer, batch.obs),
+                next_obs=self.normalize(normalizer, batch.next_obs),
+                reward=batch.reward * cfg.reward_scale,
+            )
+            return self.agent.update(agent_state, batch, key_update)
+
+        return jax.lax.scan(one_update, agent_state, jax.random.split(key, cfg.updates_per_step))
+
+    def _iteration(self, state: TrainState, _):
+        cfg = self.config
+        key, key_act, key_update = jax.random.split(state.key, 3)
+        obs = state.env_state.obs
+        warming_up = state.env_steps < cfg.learning_starts
+        action = jax.lax.cond(
+            warming_up,
+            lambda: jax.random.uniform(key_act, (cfg.num_envs, self.vec.action_size), minval=-1.0, maxval=1.0),
+            lambda: self.agent.act(state.agent, self.normalize(state.normalizer, obs), key_act, True),
+        )
+        env_state = self.vec.step(state.env_state, action)
+        info = env_state.info
+        replay = replay_insert(
+            state.replay,
+            Transition(obs, action, env_state.reward, info["final_obs"], info["terminated"]),
+        )
+        normalizer = running_statistics.update(state.normalizer, obs) if cfg.normalize_obs else state.normalizer
+
+        learn = replay.size >= cfg.learning_starts
+        metric_shapes = jax.eval_shape(self._updates, state.agent, replay, normalizer, key_update)[1]
+        agent_state, metrics = jax.lax.cond(
+            learn,
+            lambda: self._updates(state.agent, replay, normalizer, key_update),
+            lambda: (state.agent, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)),
+        )
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+        ended = env_state.done > 0
+        stats = {
+            "learning": learn.astype(jnp.float32),
+            "episodes": jnp.sum(ended.astype(jnp.float32)),
+            "return_sum": jnp.sum(info["completed_return"]),
+        }
+        new_state = TrainState(agent_state, env_state, replay, normalizer, key, state.env_steps + cfg.num_envs)
+        return new_state, (metrics, stats)
+
+    def _chunk(self, state: TrainState):
+        """chunk_iterations iterations; returns (state, metrics dict of scalars)."""
+        state, (metrics, stats) = jax.lax.scan(self._iteration, state, None, length=self.config.chunk_iterations)
+        learning = stats["learning"]
+        denom = jnp.maximum(jnp.sum(learning), 1.0)
+        out = {f"train/{k}": jnp.sum(v * learning) / denom for k, v in metrics.items()}
+        episodes = jnp.sum(stats["episodes"])
+        out["train/episodes"] = episodes
+        out["train/episode_return"] = jnp.where(episodes > 0, jnp.sum(stats["return_sum"]) / episodes, jnp.nan)
+        return state, out
+
+    # ----- evaluation -----------------------------------------------------------------------------
+    def _evaluate(self, agent_state, normalizer, key):
+        """Mean return of eval_episodes greedy episodes (no exploration noise), one per env."""
+        key_reset, key_loop = jax.random.split(key)
+        env_state = self.eval_vec.reset(key_reset)
+        n = self.eval_vec.num_envs
+
+        def body(carry, _):
+            env_state, key, finished, returns = carry
+            key, key_act = jax.random.split(key)
+            obs = self.normalize(normalizer, env_state.obs)
+            env_state = self.eval_vec.step(env_state, self.agent.act(agent_state, obs, key_act, False))
+            first_end = (env_state.done > 0) & ~finished
+            returns = jnp.where(first_end, env_state.info["completed_return"], returns)
+            return (env_state, key, finished | first_end, returns), None
+
+        init = (env_state, key_loop, jnp.zeros(n, bool), jnp.zeros(n))
+        (_, _, _, returns), _ = jax.lax.scan(body, init, None, length=self.eval_vec.episode_length)
+        return {"eval/episode_return": jnp.mean(returns), "eval/episode_return_std": jnp.std(returns)}
