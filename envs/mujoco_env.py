@@ -91,7 +91,8 @@ class MujocoTask(Env):
         ctrl_range = jnp.asarray(self.mj_model.actuator_ctrlrange, dtype=jnp.float32)
         self._ctrl_low, self._ctrl_high = ctrl_range[:, 0], ctrl_range[:, 1]
         self.dt = float(self.mj_model.opt.timestep) * self.frame_skip
-        self._obs_size = int(self._observation(self._forward(self._init_qpos, self._init_qvel)).shape[-1])
+        obs = jax.eval_shape(lambda: self._observation(self._forward(self._init_qpos, self._init_qvel)))
+        self._obs_size = int(obs.shape[-1])
 
     # ----- the brax Env interface -------------------------------------------------------
     @property

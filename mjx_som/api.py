@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,28 +34,30 @@ COVERAGE_SAMPLES = 4096
 
 @dataclass(frozen=True)
 class RunConfig(TrainerConfig):
-    """Everything a run needs; config.json holds it resolved.
-
-    env: environment name (envs.names()). algo: algorithm name.
-    seed: PRNG seed of the whole run. run_dir: output folder (default runs/<env>-<algo>-s<seed>-<time>).
-    eval_every: environment steps between evaluations (also one at the end).
-    eval_episodes: greedy episodes per evaluation, run in parallel.
-    devices: local devices to use (0 = all); num_envs must divide evenly.
-    wandb_mode: auto (online when an API key is configured, else offline), online, offline, disabled.
-    wandb_project: W&B project name. progress: show the live progress bar.
-    """
+    """Everything a run needs; config.json holds it resolved."""
 
     env: str = "HalfCheetah-v4"
+    """environment name (envs.names())"""
     algo: str = "som"
+    """algorithm name"""
     seed: int = 0
+    """PRNG seed of the whole run"""
     run_dir: str = ""
+    """output folder (default: runs/<env>-<algo>-s<seed>-<time>)"""
     eval_every: int = 1_000_000
+    """environment steps between evaluations (there is always one at the end)"""
     eval_episodes: int = 16
+    """greedy evaluation episodes, run in parallel"""
     devices: int = 0
+    """local devices to use (0 = all); num_envs must divide evenly"""
     wandb_mode: str = "auto"
+    """auto (online when a W&B API key is configured, else offline), online, offline or disabled"""
     wandb_project: str = "mjx_som"
+    """W&B project"""
     progress: bool = True
+    """show the live progress bar"""
     som: SOMConfig = field(default_factory=SOMConfig)
+    """SOM hyper-parameters"""
 
     def algo_config(self):
         return getattr(self, self.algo)
@@ -67,9 +72,11 @@ _BANDIT_PRESET = dict(
     eval_episodes=256,
     som=dict(actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False),
 )  # fmt: skip
+# Cheap control tasks: a CPU-sized run (small ReLU networks, 16 envs, one update per step).
 _CHEAP_PRESET = dict(
-    num_envs=16, total_steps=40_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
-    learning_starts=2_000, log_every=4_000, eval_every=8_000, eval_episodes=8,
+    num_envs=8, total_steps=24_000, batch_size=128, updates_per_step=2, buffer_size=100_000,
+    learning_starts=2_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
+    som=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", num_samples=32),
 )  # fmt: skip
 PRESETS: dict[str, dict] = {
     **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},
@@ -197,7 +204,6 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     algorithm's config (w=..., or som={"w": ...}). Returns the summary, the run directory
     and a jitted greedy policy.
     """
-    env_obj = envs.make(env) if isinstance(env, str) else env
     env_name = env if isinstance(env, str) else _env_name(env)
     if algo not in agents.algos():
         raise ValueError(f"--algo {algo!r} is unknown; allowed: {', '.join(agents.algos())}")
@@ -206,6 +212,38 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     else:
         config = _with_preset(RunConfig(env=env_name, algo=algo), _BANDIT_PRESET if isinstance(env, Bandit) else {})
     config = apply_overrides(config, overrides)
+    return run(config, env=None if isinstance(env, str) else env)
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the loop to stop after the current chunk; a second SIGINT aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: stopping after the current chunk...", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def run(config: RunConfig, env=None) -> TrainResult:
+    """Runs a resolved RunConfig; env: an environment object to use instead of config.env."""
+    env_obj = envs.make(config.env) if env is None else env
+    env_name = config.env
+    algo = config.algo
     validate(config, env_obj)
     run_dir = config.run_dir or _default_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
@@ -223,27 +261,26 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
 
     start = time.perf_counter()
     env_steps, last_eval, next_eval = 0, {}, config.eval_every
-    interrupted = False
-    try:
-        with Progress(config.num_chunks * config.chunk_iterations * config.num_envs, config.progress) as progress:
-            for chunk in range(config.num_chunks):
-                chunk_start = time.perf_counter()
-                state, metrics = trainer.chunk(state)
-                metrics = jax.device_get(metrics)
-                env_steps = int(state.env_steps)
-                chunk_s = time.perf_counter() - chunk_start
-                record = {"env_steps": env_steps, "walltime_s": time.perf_counter() - start}
-                record["train/env_steps_per_s"] = config.chunk_iterations * config.num_envs / chunk_s
-                record.update({k: float(v) for k, v in metrics.items()})
-                if env_steps >= next_eval or chunk == config.num_chunks - 1:
-                    key_eval, key = jax.random.split(key_eval)
-                    last_eval = {k: float(v) for k, v in trainer.evaluate(state.agent, state.normalizer, key).items()}
-                    record.update(last_eval)
-                    next_eval += config.eval_every * max(1, (env_steps - next_eval) // config.eval_every + 1)
-                logger.log(record)
-                progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
-    except KeyboardInterrupt:
-        interrupted = True
+    total = config.num_chunks * config.chunk_iterations * config.num_envs
+    with _StopRequest() as stop, Progress(total, config.progress) as progress:
+        for chunk in range(config.num_chunks):
+            chunk_start = time.perf_counter()
+            state, metrics = trainer.chunk(state)
+            metrics = jax.device_get(metrics)
+            env_steps = int(state.env_steps)
+            chunk_s = time.perf_counter() - chunk_start
+            record = {"env_steps": env_steps, "walltime_s": time.perf_counter() - start}
+            record["train/env_steps_per_s"] = config.chunk_iterations * config.num_envs / chunk_s
+            record.update({k: float(v) for k, v in metrics.items()})
+            if env_steps >= next_eval or chunk == config.num_chunks - 1:
+                key_eval, key = jax.random.split(key_eval)
+                last_eval = {k: float(v) for k, v in trainer.evaluate(state.agent, state.normalizer, key).items()}
+                record.update(last_eval)
+                next_eval = (env_steps // config.eval_every + 1) * config.eval_every
+            logger.log(record)
+            progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
+            if stop.requested:
+                break
 
     summary = {
         "env": env_name,
@@ -253,7 +290,7 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
         "walltime_s": time.perf_counter() - start,
         "device": device_name(),
         "num_devices": config.devices or len(jax.local_devices()),
-        "interrupted": interrupted,
+        "interrupted": stop.requested,
     }
     if isinstance(env_obj, Bandit) and env_obj.modes is not None:
         summary.update(_coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1)))
@@ -262,8 +299,6 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
         plot_returns(run_dir, f"{algo} on {env_name}")
     logger.finish(summary)
-    if interrupted:
-        raise KeyboardInterrupt(f"interrupted at {env_steps} env steps; summary in {run_dir}/summary.json")
 
     agent_state, normalizer = state.agent, state.normalizer
 

@@ -16,18 +16,20 @@ from mjx_som.replay import Transition
 
 @dataclass(frozen=True)
 class CriticConfig:
-    """critic_hidden: widths of each Q network's hidden layers.
-    critic_layer_norm: LayerNorm between layers (stabilises large-batch parallel training).
-    critic_lr: Adam learning rate. gamma: discount. tau: Polyak rate of the targets.
-    activation: hidden activation of every network ("mish", "relu", "silu").
-    """
+    """Twin critics and the network activation shared by an agent's networks."""
 
     critic_hidden: tuple[int, ...] = (256, 256, 256)
+    """widths of each Q network's hidden layers"""
     critic_layer_norm: bool = True
+    """LayerNorm between critic layers (stabilises large-batch parallel training)"""
     critic_lr: float = 3e-4
+    """critic Adam learning rate"""
     gamma: float = 0.99
+    """discount"""
     tau: float = 0.005
+    """Polyak rate of the target critics"""
     activation: str = "mish"
+    """hidden activation of every network: mish, relu or silu"""
 
 
 @struct.dataclass

@@ -30,26 +30,26 @@ OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """num_envs: environments stepped in lockstep (global count).
-    total_steps: environment transitions, all envs together (rounded up to whole chunks).
-    batch_size: transitions per gradient update.
-    updates_per_step: gradient updates per vector step of num_envs transitions.
-    buffer_size: replay capacity in transitions.
-    learning_starts: transitions collected with uniform random actions before updates begin.
-    reward_scale: rewards are multiplied by this before the critic sees them.
-    normalize_obs: running mean/std normalisation of observations (brax's running statistics).
-    log_every: environment steps between log points (one jitted chunk per log point).
-    """
+    """How the on-device loop runs (algorithm-agnostic)."""
 
     num_envs: int = 4096
+    """environments stepped in lockstep (global count)"""
     total_steps: int = 20_000_000
+    """environment transitions, all envs together (rounded up to whole chunks)"""
     batch_size: int = 4096
+    """transitions per gradient update"""
     updates_per_step: int = 4
+    """gradient updates per vector step of num_envs transitions"""
     buffer_size: int = 1_000_000
+    """replay capacity in transitions"""
     learning_starts: int = 100_000
+    """transitions collected with uniform random actions before updates begin"""
     reward_scale: float = 0.2
+    """rewards are multiplied by this before the critic sees them"""
     normalize_obs: bool = True
+    """running mean/std observation normalisation (brax's running statistics)"""
     log_every: int = 200_000
+    """environment steps between log points (one jitted chunk per log point)"""
 
     @property
     def chunk_iterations(self) -> int:
@@ -81,11 +81,12 @@ class Trainer:
         self.env, self.agent, self.config = env, agent, config
         self.vec = VecEnv(env, config.num_envs)
         self.eval_vec = VecEnv(env, eval_episodes)
+        self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
         self.evaluate = jax.jit(self._evaluate)
 
     # ----- state ------------------------------------------------------------------------------
-    def init(self, key: jax.Array) -> TrainState:
+    def _init(self, key: jax.Array) -> TrainState:
         key_agent, key_env, key_loop = jax.random.split(key, 3)
         obs_size, action_size = self.vec.observation_size, self.vec.action_size
         normalizer = running_statistics.init_state(acme.specs.Array((obs_size,), jnp.float32))

@@ -28,38 +28,46 @@ A_T_SOURCES = ("policy", "replay")
 
 @dataclass(frozen=True)
 class SOMConfig(CriticConfig):
-    """SOM hyper-parameters (docs/algorithm.md explains each default).
-
-    num_candidates: N, one-step candidates per state for acting and the critic target.
-    explore_noise: std of the Gaussian noise added to the selected action when training.
-    actor_hidden: widths of the MeanFlow network's hidden layers.
-    actor_lr: peak Adam learning rate of the actor (cosine decay to actor_lr_final).
-    ema: EMA rate of the actor weights used to act.
-    a_t_source: where the clean actions noised to a_t come from: "policy" or "replay".
-    path, estimator, alpha, num_samples, w, clip_proposals, standardize_q, beta_min,
-    beta_max: the target velocity (mjx_som/score.py, ScoreConfig).
-    flow_matching_fraction, r_zero_fraction, adaptive_p: the MeanFlow loss (MeanFlowConfig).
-    """
+    """SOM hyper-parameters; docs/algorithm.md gives the reason for each default."""
 
     num_candidates: int = 32
+    """N: one-step candidates per state, for acting and for the critic target"""
     explore_noise: float = 0.1
+    """std of the Gaussian noise added to the selected action while training"""
     actor_hidden: tuple[int, ...] = (256, 256, 256)
+    """widths of the MeanFlow network's hidden layers"""
     actor_lr: float = 1e-3
+    """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
     actor_lr_final: float = 1e-4
+    """actor learning rate at the end of the run"""
     ema: float = 0.999
+    """EMA rate of the actor weights used to act"""
     a_t_source: str = "policy"
+    """clean actions noised to a_t: policy (current one-step samples) or replay"""
     path: str = "linear"
+    """noise path: linear (a_t = (1-t) a_0 + t eps) or vp"""
     estimator: str = "denoise"
+    """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, som.md §9)"""
     alpha: float = 30.0
+    """inverse temperature of the Boltzmann target exp(alpha Q), Q in scaled reward units"""
     num_samples: int = 100
+    """K: Monte-Carlo proposals per (state, noisy action)"""
     w: float = 5.0
+    """score rescaling coefficient (idem estimator only)"""
     clip_proposals: bool = False
+    """idem only: clip proposals a_{0|t} to the box (the SDAC repository's variant)"""
     standardize_q: bool = False
+    """divide Q by its std over the K proposals before weighting"""
     beta_min: float = 0.1
+    """VP schedule beta at t = 0"""
     beta_max: float = 20.0
+    """VP schedule beta at t = 1"""
     flow_matching_fraction: float = 0.5
+    """share of the batch with r = t (plain flow matching)"""
     r_zero_fraction: float = 0.3
+    """share of the r < t pairs with r = 0 (trains the interval one-step sampling uses)"""
     adaptive_p: float = 0.5
+    """exponent p of the adaptive loss weight 1 / (err + c)^p"""
 
     def score_config(self) -> ScoreConfig:
         return ScoreConfig(

@@ -1,0 +1,52 @@
+"""Train an agent: a thin CLI over mjx_som.api (every flag is a RunConfig / algorithm field).
+
+    python launch/run.py                                   # SOM on HalfCheetah-v4, 4096 envs
+    python launch/run.py --env bandit/eight_gaussians
+    python launch/run.py --env Hopper-v4 --num-envs 1024 --som.w 3 --wandb-mode offline
+
+Defaults come from the environment's preset (mjx_som.api.PRESETS), so pass --env first
+to see its defaults in --help. Ctrl-C (or SIGTERM) finishes the current chunk, writes
+summary.json and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tyro
+
+import envs
+from mjx_som import agents, api
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=api.RunConfig.env)
+    pre.add_argument("--algo", default=api.RunConfig.algo)
+    known, _ = pre.parse_known_args(argv)
+    if known.env not in envs.names():
+        print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
+        return 2
+    if known.algo not in agents.algos():
+        print(f"error: --algo {known.algo!r} is unknown; allowed: {', '.join(agents.algos())}", file=sys.stderr)
+        return 2
+    config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(known.env, known.algo), description=__doc__)
+    try:
+        result = api.run(config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = result.summary
+    if summary["interrupted"]:
+        print(f"stopped at {summary['env_steps']} env steps; summary.json and metrics are in {result.run_dir}")
+        return 130
+    print(
+        f"done: {summary['env_steps']} env steps, eval return {summary['eval/episode_return']}, run in {result.run_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""mjx_som.train / launch/run.py: run files, W&B fallback, compile-once, bad input, SIGINT."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import envs
+import mjx_som
+from mjx_som import api
+from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.logging import resolve_wandb_mode
+from mjx_som.trainer import Trainer
+
+TINY = dict(
+    num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
+    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
+    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
+)  # fmt: skip
+TINY_FLAGS = [
+    "--num-envs", "8", "--total-steps", "1200", "--log-every", "400", "--batch-size", "32",
+    "--learning-starts", "64", "--buffer-size", "1000", "--eval-episodes", "8", "--no-progress",
+    "--som.actor-hidden", "16", "--som.critic-hidden", "16", "--som.num-samples", "8", "--som.num-candidates", "4",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("run") / "bandit")
+    return mjx_som.train("bandit/eight_gaussians", run_dir=run_dir, **TINY)
+
+
+def test_run_directory_has_every_file(tiny_run):
+    files = set(os.listdir(tiny_run.run_dir))
+    assert {"config.json", "metrics.jsonl", "summary.json", "returns.png"} <= files
+    config = json.load(open(os.path.join(tiny_run.run_dir, "config.json")))
+    assert config["env"] == "bandit/eight_gaussians" and config["som"]["num_samples"] == 8
+    records = [json.loads(line) for line in open(os.path.join(tiny_run.run_dir, "metrics.jsonl"))]
+    assert [r["env_steps"] for r in records] == [400, 800, 1200]
+    assert all(r["walltime_s"] > 0 and r["train/env_steps_per_s"] > 0 for r in records)
+    assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
+    summary = json.load(open(os.path.join(tiny_run.run_dir, "summary.json")))
+    for key in ("eval/episode_return", "env_steps", "walltime_s", "device", "num_devices", "num_high_modes",
+                "modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):  # fmt: skip
+        assert key in summary, key
+    assert summary == tiny_run.summary and summary["env_steps"] == 1200 and summary["device"] == "cpu"
+
+
+def test_policy_is_batched_and_in_the_box(tiny_run):
+    actions = tiny_run.policy(jnp.zeros((5, 1)), jax.random.PRNGKey(0))
+    assert actions.shape == (5, 2) and bool(jnp.all(jnp.abs(actions) <= 1.0))
+
+
+def test_trainer_compiles_once():
+    env = envs.make("bandit/eight_gaussians")
+    config = api.apply_overrides(api.default_config("bandit/eight_gaussians"), TINY)
+    agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
+    trainer = Trainer(env, agent, config, eval_episodes=4)
+    state = trainer.init(jax.random.PRNGKey(0))
+    for _ in range(3):
+        state, _ = trainer.chunk(state)
+    assert trainer.chunk._cache_size() == 1
+    assert int(state.env_steps) == 3 * 400
+
+
+def test_user_bandit_object(tmp_path):
+    bandit = envs.Bandit(lambda a: -jnp.sum(jnp.square(a - 0.5)), low=-1.0, high=1.0, modes=[[0.5, 0.5]])
+    result = mjx_som.train(bandit, run_dir=str(tmp_path / "user"), **TINY)
+    assert result.summary["num_high_modes"] == 1 and result.summary["env"] == "Bandit"
+
+
+def test_wandb_defaults_to_offline_without_a_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert resolve_wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_wandb_mode("auto") == "online"
+    with pytest.raises(ValueError, match="--wandb-mode 'cloud'; allowed: auto, online, offline, disabled"):
+        resolve_wandb_mode("cloud")
+
+
+def test_wandb_failure_never_stops_training(monkeypatch, tmp_path):
+    import wandb
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    with pytest.warns(UserWarning, match="W&B disabled for this run.*no network"):
+        result = mjx_som.train(
+            "bandit/eight_gaussians", run_dir=str(tmp_path / "r"), **{**TINY, "wandb_mode": "offline"}
+        )
+    assert result.summary["env_steps"] == 1200
+
+
+def test_wandb_offline_run_logs_with_env_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    result = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "w"), **{**TINY, "wandb_mode": "offline"})
+    runs = [d for d in os.listdir(os.path.join(result.run_dir, "wandb")) if d.startswith("offline-run")]
+    assert len(runs) == 1
+
+
+BAD_INPUTS = [
+    (dict(num_envs=0), "--num-envs must be >= 1, got 0"),
+    (dict(total_steps=4), "--total-steps 4 is less than one iteration of --num-envs 8"),
+    (dict(devices=3), "--devices 3: this host has 1 device"),
+    (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
+    (dict(som=dict(actor_lr=0.0)), "--som.actor-lr must be > 0"),
+    (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
+    (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
+    (dict(bogus=1), "unknown setting 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_INPUTS)
+def test_bad_input_fails_before_compiling(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "bad"), **{**TINY, **overrides})
+    assert not os.path.exists(tmp_path / "bad")  # nothing written, nothing compiled
+
+
+def test_unknown_algo_and_env_name_the_choices():
+    with pytest.raises(ValueError, match="--algo 'ppo2' is unknown; allowed: som"):
+        mjx_som.train("bandit/eight_gaussians", algo="ppo2")
+    with pytest.raises(ValueError, match="unknown env 'Foo-v9'; valid names: Ant-v4"):
+        mjx_som.train("Foo-v9")
+
+
+def _run_cli(args, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "launch/run.py", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
+
+
+def test_cli_rejects_unknown_env_before_compiling():
+    proc = _run_cli(["--env", "Nope-v1"])
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--env 'Nope-v1' is unknown; valid names:" in err
+
+
+def test_sigint_writes_summary_and_exits_130(tmp_path):
+    run_dir = tmp_path / "sigint"
+    flags = [f if f != "1200" else "100000000" for f in TINY_FLAGS]
+    proc = _run_cli(["--env", "bandit/eight_gaussians", "--wandb-mode", "disabled", "--run-dir", str(run_dir), *flags])
+    deadline = time.time() + 240
+    while not (run_dir / "metrics.jsonl").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["env_steps"] >= 400
+    assert "stopped at" in out and str(run_dir) in out
