@@ -39,13 +39,14 @@ def tiny_run(tmp_path_factory):
 def test_run_directory_has_every_file(tiny_run):
     files = set(os.listdir(tiny_run.run_dir))
     assert {"config.json", "metrics.jsonl", "summary.json", "returns.png"} <= files
-    config = json.load(open(os.path.join(tiny_run.run_dir, "config.json")))
+    read = lambda name: open(os.path.join(tiny_run.run_dir, name)).read()  # noqa: E731, SIM115
+    config = json.loads(read("config.json"))
     assert config["env"] == "bandit/eight_gaussians" and config["som"]["num_samples"] == 8
-    records = [json.loads(line) for line in open(os.path.join(tiny_run.run_dir, "metrics.jsonl"))]
+    records = [json.loads(line) for line in read("metrics.jsonl").splitlines()]
     assert [r["env_steps"] for r in records] == [400, 800, 1200]
     assert all(r["walltime_s"] > 0 and r["train/env_steps_per_s"] > 0 for r in records)
     assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
-    summary = json.load(open(os.path.join(tiny_run.run_dir, "summary.json")))
+    summary = json.loads(read("summary.json"))
     for key in ("eval/episode_return", "env_steps", "walltime_s", "device", "num_devices", "num_high_modes",
                 "modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):  # fmt: skip
         assert key in summary, key
