@@ -72,11 +72,14 @@ _BANDIT_PRESET = dict(
     eval_episodes=256,
     som=dict(actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False),
 )  # fmt: skip
-# Cheap control tasks: a CPU-sized run (small ReLU networks, 16 envs, one update per step).
+# Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
+# updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
+# had not learned after 24k steps; with these settings it balances (return 1000) from 4k steps on.
 _CHEAP_PRESET = dict(
-    num_envs=8, total_steps=24_000, batch_size=128, updates_per_step=2, buffer_size=100_000,
-    learning_starts=2_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
-    som=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", num_samples=32),
+    num_envs=4, total_steps=12_000, batch_size=128, updates_per_step=4, buffer_size=100_000,
+    learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
+    som=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", num_samples=32,
+             critic_lr=1e-3, tau=0.01),
 )  # fmt: skip
 PRESETS: dict[str, dict] = {
     **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},

@@ -1,0 +1,22 @@
+"""Learning, on CPU, with the default presets: each run is the README's command for that env.
+
+Wall clock and env steps of these runs are recorded in docs/benchmarks.md.
+"""
+
+import mjx_som
+
+QUIET = dict(progress=False, wandb_mode="disabled")
+
+
+def test_som_raw_map_covers_all_eight_gaussian_modes(tmp_path):
+    summary = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "som"), **QUIET).summary
+    # the raw one-step map (noise -> action, no best-of-N) keeps every high-reward mode
+    assert summary["modes_covered"] == 4, summary
+    assert summary["high_reward_fraction"] >= 0.8, summary
+    # and the acting policy is in the high modes
+    assert summary["bon_high_reward_fraction"] >= 0.9, summary
+
+
+def test_som_balances_inverted_pendulum(tmp_path):
+    summary = mjx_som.train("InvertedPendulum-v4", run_dir=str(tmp_path / "pendulum"), **QUIET).summary
+    assert summary["eval/episode_return"] >= 950, summary
