@@ -114,7 +114,11 @@ class MujocoTask(Env):
 
     def reset_to(self, qpos: jax.Array, qvel: jax.Array) -> State:
         """A deterministic start from joint positions [nq] and velocities [nv]."""
-        data = self._forward(jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
+        qpos = jnp.asarray(qpos, jnp.float32)
+        # mjx.forward hands back free-joint quaternions normalised; C MuJoCo's mj_forward leaves
+        # qpos as set (Gymnasium's first observation shows the noisy, unnormalised quaternion) and
+        # normalises at the first integration, as MJX's step does.
+        data = self._forward(qpos, jnp.asarray(qvel, jnp.float32)).replace(qpos=qpos)
         obs = self._observation(data)
         zero = jnp.zeros((), jnp.float32)
         info = {"terminated": zero, "truncated": zero, "final_obs": obs}

@@ -44,10 +44,12 @@ def test_initial_state_distribution_matches(name):
     ours = np.asarray(jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), n)).obs)
     ref = make_reference(name)
     theirs = np.array([ref.reset(seed=i)[0] for i in range(n)])
-    # mean and std agree within a few standard errors of a 2000-sample estimate
-    scale = theirs.std(axis=0) + 1e-6
-    np.testing.assert_array_less(np.abs(ours.mean(0) - theirs.mean(0)), 5 * scale / np.sqrt(n) + 1e-5)
-    np.testing.assert_allclose(ours.std(0), theirs.std(0), rtol=0.1, atol=1e-5)
+    # means agree within 5 standard errors of a 2000-sample estimate, plus float32 round-off
+    # (1e-4 relative) for entries that barely vary (Humanoid's com inertia)
+    tol = 5 * theirs.std(axis=0) / np.sqrt(n) + 1e-5 + 1e-4 * np.abs(theirs.mean(0))
+    np.testing.assert_array_less(np.abs(ours.mean(0) - theirs.mean(0)), tol)
+    float32_noise = 1e-5 + 1e-4 * np.abs(theirs.mean(0))
+    np.testing.assert_array_less(np.abs(ours.std(0) - theirs.std(0)), 0.1 * theirs.std(0) + float32_noise)
 
 
 @pytest.mark.parametrize("name", list(envs.MUJOCO_TASKS))
