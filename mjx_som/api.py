@@ -25,7 +25,7 @@ from mjx_som import agents
 from mjx_som.agents.base import EnvSpec
 from mjx_som.agents.som import SOMConfig
 from mjx_som.benchmarks import device_name
-from mjx_som.logging import WANDB_MODES, Progress, RunLogger, plot_returns
+from mjx_som.logging import WANDB_MODES, Progress, RunLogger, plot_bandit_transport, plot_returns
 from mjx_som.replay import replay_bytes
 from mjx_som.trainer import Trainer, TrainerConfig
 
@@ -187,17 +187,16 @@ def _default_run_dir(config: RunConfig) -> str:
     return os.path.join("runs", f"{config.env.replace('/', '_')}-{config.algo}-s{config.seed}-{stamp}")
 
 
-def _coverage(env: Bandit, trainer: Trainer, state, key) -> dict:
-    """Mode coverage of the raw generative map and of the acting (best-of-N) policy."""
+def _coverage(env: Bandit, trainer: Trainer, state, key) -> tuple[dict, jax.Array, jax.Array]:
+    """Mode coverage of the raw generative map and of the acting (best-of-N) policy, and the
+    samples [COVERAGE_SAMPLES, 2] of each."""
     obs = trainer.normalize(state.normalizer, jnp.zeros((COVERAGE_SAMPLES, env.observation_size)))
     key_raw, key_bon = jax.random.split(key)
-    raw = env.mode_stats(trainer.agent.sample(state.agent, obs, key_raw))
-    bon = env.mode_stats(trainer.agent.act(state.agent, obs, key_bon, False))
-    return {
-        **raw,
-        "bon_modes_covered": bon["modes_covered"],
-        "bon_high_reward_fraction": bon["high_reward_fraction"],
-    }
+    raw_actions = trainer.agent.sample(state.agent, obs, key_raw)
+    bon_actions = trainer.agent.act(state.agent, obs, key_bon, False)
+    raw, bon = env.mode_stats(raw_actions), env.mode_stats(bon_actions)
+    stats = {**raw, "bon_modes_covered": bon["modes_covered"], "bon_high_reward_fraction": bon["high_reward_fraction"]}
+    return stats, raw_actions, bon_actions
 
 
 def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
@@ -295,11 +294,15 @@ def run(config: RunConfig, env=None) -> TrainResult:
         "num_devices": config.devices or len(jax.local_devices()),
         "interrupted": stop.requested,
     }
+    transport = None
     if isinstance(env_obj, Bandit) and env_obj.modes is not None:
-        summary.update(_coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1)))
+        stats, *transport = _coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1))
+        summary.update(stats)
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    if os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+    if transport is not None:
+        plot_bandit_transport(run_dir, env_obj, *transport, f"{algo} on {env_name}, {env_steps} env steps")
+    elif os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
         plot_returns(run_dir, f"{algo} on {env_name}")
     logger.finish(summary)
 

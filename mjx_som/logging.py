@@ -114,6 +114,39 @@ def plot_returns(run_dir: str, title: str) -> str:
     return path
 
 
+def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: str) -> str:
+    """returns.png for bandits: the reward heat map with where the raw one-step map sends noise
+    (left) and the acting best-of-N policy's actions (right), in env coordinates."""
+    import jax
+    import jax.numpy as jnp
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(-1.0, 1.0, 161)
+    agent_xy = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
+    points = np.asarray(env.scale_action(jnp.asarray(agent_xy)))
+    reward = np.asarray(jax.vmap(env.reward_fn)(jnp.asarray(points))).reshape(grid.size, grid.size)
+    extent = [float(env.low[0]), float(env.high[0]), float(env.low[1]), float(env.high[1])]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    for ax, actions, name in ((axes[0], raw_actions, "raw one-step map"), (axes[1], bon_actions, "best-of-N policy")):
+        ax.imshow(reward, origin="lower", extent=extent, cmap="viridis", alpha=0.85)
+        xy = np.asarray(env.scale_action(jnp.asarray(actions)))
+        ax.scatter(xy[:, 0], xy[:, 1], s=2, c="white", alpha=0.4)
+        if env.modes is not None:
+            for centre in env.modes:
+                ax.add_patch(plt.Circle(centre, env.mode_radius, fill=False, color="red", lw=1))
+        ax.set_title(name)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    path = os.path.join(run_dir, "returns.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 class Progress:
     """A rich progress bar: env steps, env steps/s, latest eval return, ETA."""
 
