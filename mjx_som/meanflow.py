@@ -21,18 +21,18 @@ UFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]  # (a [B, A], r [B]
 
 @dataclass(frozen=True)
 class MeanFlowConfig:
-    """flow_matching_fraction: share of the batch with r = t (plain flow matching).
-    r_zero_fraction: share of the r < t pairs with r = 0, the start of the interval that
-      one-step sampling uses (som.md §9: otherwise that corner is almost never trained).
-    adaptive_p, adaptive_c: loss = err / stop_grad(err + c)^p.
-    t_min: times are drawn from [t_min, 1] (the target velocity divides by t or sigma_t).
-    """
+    """The (t, r) sampler and the adaptive loss weight."""
 
     flow_matching_fraction: float = 0.5
+    """share of the batch with r = t (plain flow matching)"""
     r_zero_fraction: float = 0.3
+    """share of the r < t pairs with r = 0: the interval one-step sampling uses (som.md §9)"""
     adaptive_p: float = 0.5
+    """exponent p of the adaptive loss weight 1 / stop_grad(err + c)^p"""
     adaptive_c: float = 1e-3
+    """constant c of the adaptive loss weight"""
     t_min: float = 1e-3
+    """times are drawn from [t_min, 1] (the target velocity divides by t or sigma_t)"""
 
 
 def sample_times(key, batch: int, config: MeanFlowConfig) -> tuple[jax.Array, jax.Array]:

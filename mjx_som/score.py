@@ -36,29 +36,28 @@ ESTIMATORS = ("denoise", "idem")
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How the target velocity is estimated from the critic.
-
-    path: "vp" or "linear" noise path.
-    estimator: "denoise" (posterior-mean form, default) or "idem" (the paper's literal form).
-    alpha: inverse temperature of the Boltzmann target exp(alpha Q); Q in (scaled) reward units.
-    num_samples: K, Monte-Carlo proposals per (state, noisy action).
-    w: score rescaling coefficient of the "idem" estimator.
-    clip_proposals: "idem" only: clip proposals a_{0|t} to the box (the SDAC repo's variant).
-    standardize_q: divide Q by its std over the K proposals (sqrt(var + 1e-8)).
-    beta_min, beta_max: VP schedule.
-    t_max: linear path: t is capped here (the posterior blows up at t = 1).
-    """
+    """How the target velocity is estimated from the critic."""
 
     path: str = "linear"
+    """noise path: linear (a_t = (1-t) a_0 + t eps) or vp"""
     estimator: str = "denoise"
+    """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, som.md §9)"""
     alpha: float = 30.0
+    """inverse temperature of the Boltzmann target exp(alpha Q), Q in scaled reward units"""
     num_samples: int = 100
+    """K: Monte-Carlo proposals per (state, noisy action)"""
     w: float = 5.0
+    """score rescaling coefficient (idem estimator only)"""
     clip_proposals: bool = False
+    """idem only: clip proposals a_{0|t} to the box (the SDAC repository's variant)"""
     standardize_q: bool = False
+    """divide Q by its std over the K proposals, sqrt(var + 1e-8), before weighting"""
     beta_min: float = 0.1
+    """VP schedule beta at t = 0"""
     beta_max: float = 20.0
+    """VP schedule beta at t = 1"""
     t_max: float = 0.999
+    """linear path: t is capped here (the posterior blows up at t = 1)"""
 
     def validate(self) -> None:
         if self.path not in PATHS:

@@ -9,6 +9,7 @@ candidates from the EMA actor and keeps the best under min(Q1, Q2).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import jax
@@ -27,8 +28,9 @@ A_T_SOURCES = ("policy", "replay")
 
 
 @dataclass(frozen=True)
-class SOMConfig(CriticConfig):
-    """SOM hyper-parameters; docs/algorithm.md gives the reason for each default."""
+class SOMConfig(CriticConfig, ScoreConfig, MeanFlowConfig):
+    """SOM hyper-parameters: the critic's, the target velocity's (ScoreConfig), the MeanFlow
+    loss's (MeanFlowConfig) and the actor's below. docs/algorithm.md gives the reasons."""
 
     num_candidates: int = 32
     """N: one-step candidates per state, for acting and for the critic target"""
@@ -44,46 +46,12 @@ class SOMConfig(CriticConfig):
     """EMA rate of the actor weights used to act"""
     a_t_source: str = "policy"
     """clean actions noised to a_t: policy (current one-step samples) or replay"""
-    path: str = "linear"
-    """noise path: linear (a_t = (1-t) a_0 + t eps) or vp"""
-    estimator: str = "denoise"
-    """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, som.md §9)"""
-    alpha: float = 30.0
-    """inverse temperature of the Boltzmann target exp(alpha Q), Q in scaled reward units"""
-    num_samples: int = 100
-    """K: Monte-Carlo proposals per (state, noisy action)"""
-    w: float = 5.0
-    """score rescaling coefficient (idem estimator only)"""
-    clip_proposals: bool = False
-    """idem only: clip proposals a_{0|t} to the box (the SDAC repository's variant)"""
-    standardize_q: bool = False
-    """divide Q by its std over the K proposals before weighting"""
-    beta_min: float = 0.1
-    """VP schedule beta at t = 0"""
-    beta_max: float = 20.0
-    """VP schedule beta at t = 1"""
-    flow_matching_fraction: float = 0.5
-    """share of the batch with r = t (plain flow matching)"""
-    r_zero_fraction: float = 0.3
-    """share of the r < t pairs with r = 0 (trains the interval one-step sampling uses)"""
-    adaptive_p: float = 0.5
-    """exponent p of the adaptive loss weight 1 / (err + c)^p"""
 
     def score_config(self) -> ScoreConfig:
-        return ScoreConfig(
-            path=self.path,
-            estimator=self.estimator,
-            alpha=self.alpha,
-            num_samples=self.num_samples,
-            w=self.w,
-            clip_proposals=self.clip_proposals,
-            standardize_q=self.standardize_q,
-            beta_min=self.beta_min,
-            beta_max=self.beta_max,
-        )
+        return _project(self, ScoreConfig)
 
     def meanflow_config(self) -> MeanFlowConfig:
-        return MeanFlowConfig(self.flow_matching_fraction, self.r_zero_fraction, self.adaptive_p)
+        return _project(self, MeanFlowConfig)
 
     def validate(self) -> None:
         self.score_config().validate()
@@ -94,6 +62,11 @@ class SOMConfig(CriticConfig):
         for name in ("actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--som.{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+
+
+def _project(config, cls):
+    """The cls-typed part of a config that inherits cls's fields."""
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
 
 @struct.dataclass
