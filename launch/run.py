@@ -18,6 +18,7 @@ import tyro
 
 import envs
 from mjx_som import agents, api
+from mjx_som.benchmarks import device_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --algo {known.algo!r} is unknown; allowed: {', '.join(agents.algos())}", file=sys.stderr)
         return 2
     config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(known.env, known.algo), description=__doc__)
+    if device_name() == "cpu" and config.num_envs >= 1024:
+        print(
+            f"note: {config.num_envs} envs on a CPU: compiling takes minutes and each log point "
+            f"({config.log_every:,} env steps) many more; on a CPU try --env bandit/eight_gaussians "
+            "or --env InvertedPendulum-v4",
+            file=sys.stderr,
+        )
     try:
         result = api.run(config)
     except ValueError as e:
