@@ -23,6 +23,7 @@ import envs
 from envs.bandits import Bandit
 from mjx_som import agents
 from mjx_som.agents.base import EnvSpec
+from mjx_som.agents.mfp import MFPConfig
 from mjx_som.agents.som import SOMConfig
 from mjx_som.benchmarks import device_name
 from mjx_som.logging import WANDB_MODES, Progress, RunLogger, plot_bandit_transport, plot_returns
@@ -58,6 +59,8 @@ class RunConfig(TrainerConfig):
     """show the live progress bar"""
     som: SOMConfig = field(default_factory=SOMConfig)
     """SOM hyper-parameters"""
+    mfp: MFPConfig = field(default_factory=MFPConfig)
+    """MFP hyper-parameters (one-step MeanFlow on best-of-N targets)"""
 
     def algo_config(self):
         return getattr(self, self.algo)
@@ -66,20 +69,25 @@ class RunConfig(TrainerConfig):
 # Per-environment starting points (then user overrides). docs/algorithm.md gives the reasons.
 # Bandits: one-step episodes, so the critic only has to learn the reward landscape; many
 # cheap updates per transition, small ReLU networks (Mish and LayerNorm cost 2-3x on CPU).
+_BANDIT_NETWORKS = dict(
+    actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False
+)
 _BANDIT_PRESET = dict(
     num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
     learning_starts=4_096, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
     eval_episodes=256,
-    som=dict(actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False),
+    som=_BANDIT_NETWORKS,
+    mfp=_BANDIT_NETWORKS,
 )  # fmt: skip
 # Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
 # updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
 # had not learned after 24k steps; with these settings it balances (return 1000) from 4k steps on.
+_CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01)
 _CHEAP_PRESET = dict(
     num_envs=4, total_steps=12_000, batch_size=128, updates_per_step=4, buffer_size=100_000,
     learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
-    som=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", num_samples=32,
-             critic_lr=1e-3, tau=0.01),
+    som=dict(_CHEAP_NETWORKS, num_samples=32),
+    mfp=_CHEAP_NETWORKS,
 )  # fmt: skip
 PRESETS: dict[str, dict] = {
     **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},
@@ -168,7 +176,10 @@ def validate(config: RunConfig, env) -> None:
             f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay, more than 80% of the "
             f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
         )
-    config.algo_config().validate()
+    try:
+        config.algo_config().validate()
+    except ValueError as e:
+        raise ValueError(f"--{config.algo} settings: {e}") from e
 
 
 @dataclass

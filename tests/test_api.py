@@ -114,7 +114,7 @@ BAD_INPUTS = [
     (dict(total_steps=4), "--total-steps 4 is less than one iteration of --num-envs 8"),
     (dict(devices=3), "--devices 3: this host has 1 device"),
     (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
-    (dict(som=dict(actor_lr=0.0)), "--som.actor-lr must be > 0"),
+    (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
     (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
     (dict(bogus=1), "unknown setting 'bogus'"),
@@ -129,7 +129,7 @@ def test_bad_input_fails_before_compiling(overrides, message, tmp_path):
 
 
 def test_unknown_algo_and_env_name_the_choices():
-    with pytest.raises(ValueError, match="--algo 'ppo2' is unknown; allowed: som"):
+    with pytest.raises(ValueError, match="--algo 'ppo2' is unknown; allowed: som, mfp"):
         mjx_som.train("bandit/eight_gaussians", algo="ppo2")
     with pytest.raises(ValueError, match="unknown env 'Foo-v9'; valid names: Ant-v4"):
         mjx_som.train("Foo-v9")

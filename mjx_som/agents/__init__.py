@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from mjx_som.agents.base import Agent, EnvSpec
+from mjx_som.agents.mfp import MFPConfig, make_mfp
 from mjx_som.agents.som import SOMConfig, make_som
 
-REGISTRY = {"som": (SOMConfig, make_som)}
+REGISTRY = {"som": (SOMConfig, make_som), "mfp": (MFPConfig, make_mfp)}
 
 
 def algos() -> list[str]:
