@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     if known.env not in envs.names():
         print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
         return 2
-    if known.algo not in agents.algos():
-        print(f"error: --algo {known.algo!r} is unknown; allowed: {', '.join(agents.algos())}", file=sys.stderr)
+    try:
+        agents.config_class(known.algo)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(known.env, known.algo), description=__doc__)
     if device_name() == "cpu" and config.num_envs >= 1024:

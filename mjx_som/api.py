@@ -146,8 +146,7 @@ def _memory_limit_bytes() -> int:
 
 def validate(config: RunConfig, env) -> None:
     """Every check that can fail before compiling, with the flag, the value and what is allowed."""
-    if config.algo not in agents.algos():
-        raise ValueError(f"--algo {config.algo!r} is unknown; allowed: {', '.join(agents.algos())}")
+    agents.config_class(config.algo)
     positive = ("num_envs", "total_steps", "batch_size", "updates_per_step", "buffer_size", "log_every",
                 "eval_every", "eval_episodes")  # fmt: skip
     for name in positive:
@@ -218,8 +217,7 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     and a jitted greedy policy.
     """
     env_name = env if isinstance(env, str) else _env_name(env)
-    if algo not in agents.algos():
-        raise ValueError(f"--algo {algo!r} is unknown; allowed: {', '.join(agents.algos())}")
+    agents.config_class(algo)  # an unknown algo fails here, naming the valid ones
     if isinstance(env, str):
         config = default_config(env, algo)
     else:

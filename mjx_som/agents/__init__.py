@@ -14,16 +14,17 @@ def algos() -> list[str]:
 
 
 def config_class(algo: str):
+    """The config dataclass of an algorithm; the error for an unknown name lists the valid ones."""
     if algo not in REGISTRY:
         raise ValueError(f"--algo {algo!r} is unknown; allowed: {', '.join(algos())}")
     return REGISTRY[algo][0]
 
 
 def make_agent(algo: str, config, spec: EnvSpec) -> Agent:
-    config_cls, factory = REGISTRY[algo] if algo in REGISTRY else (config_class(algo), None)
+    config_cls = config_class(algo)
     if not isinstance(config, config_cls):
         raise TypeError(f"algo {algo!r} needs a {config_cls.__name__}, got {type(config).__name__}")
-    return factory(config, spec)
+    return REGISTRY[algo][1](config, spec)
 
 
 __all__ = ["Agent", "EnvSpec", "algos", "config_class", "make_agent"]
