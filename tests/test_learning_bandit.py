@@ -15,9 +15,3 @@ def test_som_raw_map_covers_all_eight_gaussian_modes(tmp_path):
     assert summary["high_reward_fraction"] >= 0.8, summary
     # and the acting policy is in the high modes
     assert summary["bon_high_reward_fraction"] >= 0.9, summary
-
-
-def test_mfp_best_of_n_regression_loses_modes(tmp_path):
-    """The same one-step actor regressed onto best-of-N targets (MFP) keeps fewer modes than SOM."""
-    summary = mjx_som.train("bandit/eight_gaussians", algo="mfp", run_dir=str(tmp_path / "mfp"), **QUIET).summary
-    assert summary["modes_covered"] <= 2, summary
