@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
+from envs.box import scale_to_box
+
 RewardFn = Callable[[jax.Array], jax.Array]
 
 
@@ -50,8 +52,7 @@ class Bandit(Env):
 
     def scale_action(self, action: jax.Array) -> jax.Array:
         """Maps [-1, 1]^2 (clipped) onto [low, high]^2."""
-        action = jnp.clip(action, -1.0, 1.0)
-        return self.low + (action + 1.0) * 0.5 * (self.high - self.low)
+        return scale_to_box(action, self.low, self.high)
 
     def reset(self, rng: jax.Array) -> State:
         obs = jnp.zeros((1,), jnp.float32)

@@ -24,6 +24,8 @@ import mujoco
 from brax.envs.base import Env, State
 from mujoco import mjx
 
+from envs.box import scale_to_box
+
 ASSETS_DIR = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets")
 
 _SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
@@ -146,8 +148,7 @@ class MujocoTask(Env):
 
     def scale_action(self, action: jax.Array) -> jax.Array:
         """Maps [-1, 1]^nu linearly onto the actuators' ctrlrange (actions are clipped)."""
-        action = jnp.clip(action, -1.0, 1.0)
-        return self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
+        return scale_to_box(action, self._ctrl_low, self._ctrl_high)
 
     def _forward(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
         data = self._init_data.replace(qpos=qpos, qvel=qvel, ctrl=jnp.zeros(self.mj_model.nu))

@@ -75,7 +75,6 @@ class VecEnv:
             **info,
             "terminated": terminated,
             "truncated": truncated,
-            "final_obs": info["final_obs"],
             "steps": jnp.where(done > 0, 0, steps),
             "rng": next_rng,
             "episode_return": jnp.where(done > 0, 0.0, episode_return),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
+import psutil
 
 import envs
 from envs.bandits import Bandit
@@ -26,7 +27,7 @@ from mjx_som.agents.base import EnvSpec
 from mjx_som.agents.mfp import MFPConfig
 from mjx_som.agents.som import SOMConfig
 from mjx_som.benchmarks import device_name
-from mjx_som.logging import WANDB_MODES, Progress, RunLogger, plot_bandit_transport, plot_returns
+from mjx_som.logging import Progress, RunLogger, plot_bandit_transport, plot_returns, resolve_wandb_mode
 from mjx_som.replay import replay_bytes
 from mjx_som.trainer import Trainer, TrainerConfig
 
@@ -139,8 +140,6 @@ def _memory_limit_bytes() -> int:
     stats = jax.devices()[0].memory_stats() or {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"])
-    import psutil
-
     return int(psutil.virtual_memory().available)
 
 
@@ -160,8 +159,7 @@ def validate(config: RunConfig, env) -> None:
         )
     if config.buffer_size < config.num_envs:
         raise ValueError(f"--buffer-size {config.buffer_size} must hold one vector step (--num-envs {config.num_envs})")
-    if config.wandb_mode not in WANDB_MODES:
-        raise ValueError(f"--wandb-mode {config.wandb_mode!r}; allowed: {', '.join(WANDB_MODES)}")
+    resolve_wandb_mode(config.wandb_mode)  # an unknown mode fails here, naming the allowed ones
     available = len(jax.local_devices())
     if config.devices < 0 or config.devices > available:
         raise ValueError(f"--devices {config.devices}: this host has {available} device(s); use 0 (all) to {available}")
