@@ -4,9 +4,12 @@
     python launch/run.py --env bandit/eight_gaussians
     python launch/run.py --env Hopper-v4 --num-envs 1024 --som.w 3 --wandb-mode offline
 
+    python launch/run.py --resume runs/HalfCheetah-v4-som-s0-20261127-101500   # continue a run
+
 Defaults come from the environment's preset (mjx_som.api.PRESETS), so pass --env first
-to see its defaults in --help. Ctrl-C (or SIGTERM) finishes the current chunk, writes
-summary.json and exits with status 130.
+to see its defaults in --help; with --resume they come from the run's config.json.
+Ctrl-C (or SIGTERM) finishes the current chunk, writes a checkpoint and summary.json and
+exits with status 130; a run stopped by non-finite updates exits with status 3.
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ from mjx_som.benchmarks import device_name
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--env", default=api.RunConfig.env)
-    pre.add_argument("--algo", default=api.RunConfig.algo)
+    pre.add_argument("--resume", default="")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        saved = api.load_config(known.resume) if known.resume else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    pre.add_argument("--env", default=saved.env if saved else api.RunConfig.env)
+    pre.add_argument("--algo", default=saved.algo if saved else api.RunConfig.algo)
     known, _ = pre.parse_known_args(argv)
     if known.env not in envs.names():
         print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
@@ -35,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(known.env, known.algo), description=__doc__)
+    default = saved if saved and (known.env, known.algo) == (saved.env, saved.algo) else None
+    default = default or api.default_config(known.env, known.algo)
+    config = tyro.cli(api.RunConfig, args=argv, default=default, description=__doc__)
     if device_name() == "cpu" and config.num_envs >= 1024:
         print(
             f"note: {config.num_envs} envs on a CPU: compiling takes minutes and each log point "
@@ -48,9 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except api.NonFiniteUpdates as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     summary = result.summary
     if summary["interrupted"]:
-        print(f"stopped at {summary['env_steps']} env steps; summary.json and metrics are in {result.run_dir}")
+        print(
+            f"stopped at {summary['env_steps']} env steps; checkpoint, summary.json and metrics are in "
+            f"{result.run_dir}; resume with: python launch/run.py --resume {result.run_dir}"
+        )
         return 130
     print(
         f"done: {summary['env_steps']} env steps, eval return {summary['eval/episode_return']}, run in {result.run_dir}"

@@ -2,9 +2,10 @@
 
 result = mjx_som.train("bandit/eight_gaussians", algo="som", total_steps=100_000)
 result.summary, result.run_dir, result.policy(obs, rng)
+mjx_som.resume(result.run_dir)   # continues a stopped run from its latest checkpoint
 """
 
 import envs  # noqa: F401  (silences mujoco.mjx's optional-Warp message before anything imports it)
-from mjx_som.api import RunConfig, TrainResult, train
+from mjx_som.api import NonFiniteUpdates, RunConfig, TrainResult, resume, train
 
-__all__ = ["RunConfig", "TrainResult", "train"]
+__all__ = ["NonFiniteUpdates", "RunConfig", "TrainResult", "resume", "train"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -27,7 +28,16 @@ from mjx_som.agents.base import EnvSpec
 from mjx_som.agents.mfp import MFPConfig
 from mjx_som.agents.som import SOMConfig
 from mjx_som.benchmarks import device_name
-from mjx_som.logging import Progress, RunLogger, plot_bandit_transport, plot_returns, resolve_wandb_mode
+from mjx_som.checkpoint import Checkpointer, checkpoint_dir
+from mjx_som.logging import (
+    Progress,
+    RunLogger,
+    new_wandb_run_id,
+    plot_bandit_transport,
+    plot_returns,
+    read_metrics,
+    resolve_wandb_mode,
+)  # fmt: skip
 from mjx_som.replay import replay_bytes
 from mjx_som.trainer import Trainer, TrainerConfig
 
@@ -56,6 +66,12 @@ class RunConfig(TrainerConfig):
     """auto (online when a W&B API key is configured, else offline), online, offline or disabled"""
     wandb_project: str = "mjx_som"
     """W&B project"""
+    checkpoint_every: int = 1_000_000
+    """environment steps between checkpoints (0 = only when the run ends or is stopped)"""
+    keep_checkpoints: int = 3
+    """how many of the latest checkpoints to keep"""
+    resume: str = ""
+    """a run directory to continue exactly from its latest checkpoint (its config.json must match)"""
     progress: bool = True
     """show the live progress bar"""
     som: SOMConfig = field(default_factory=SOMConfig)
@@ -151,8 +167,11 @@ def validate(config: RunConfig, env) -> None:
     for name in positive:
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    if config.learning_starts < 0:
-        raise ValueError(f"--learning-starts must be >= 0, got {config.learning_starts}")
+    for name in ("learning_starts", "checkpoint_every", "max_consecutive_skips"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.keep_checkpoints < 1:
+        raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     if config.total_steps < config.num_envs:
         raise ValueError(
             f"--total-steps {config.total_steps} is less than one iteration of --num-envs {config.num_envs}"
@@ -177,6 +196,90 @@ def validate(config: RunConfig, env) -> None:
         config.algo_config().validate()
     except ValueError as e:
         raise ValueError(f"--{config.algo} settings: {e}") from e
+
+
+def config_to_dict(config: RunConfig) -> dict:
+    """The config as config.json holds it (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(values: dict, cls=RunConfig):
+    """A config dataclass from its config.json dict (nested algorithm configs, lists as tuples)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"config.json has settings this version does not know: {sorted(unknown)}")
+    defaults = cls()
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(value, type(default))
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(run_dir: str) -> RunConfig:
+    """The RunConfig saved in run_dir/config.json."""
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"--resume {run_dir!r}: no such directory")
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"--resume {run_dir!r}: no config.json there, so it is not a run directory")
+    with open(path) as f:
+        return config_from_dict(json.load(f))
+
+
+# Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
+RESUME_MAY_CHANGE = ("resume", "run_dir", "progress", "wandb_mode")
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume(config: RunConfig) -> RunConfig:
+    """The config of a resumed run once it is shown to match the saved one and a checkpoint exists;
+    otherwise a ValueError naming the differing flags. The run continues in the resume directory
+    (wherever config.json says it was first written: run directories may be moved)."""
+    run_dir = config.resume
+    saved = _flatten(config_to_dict(load_config(run_dir)))
+    given = _flatten(config_to_dict(config))
+    differ = [
+        k for k in sorted(saved.keys() | given.keys()) if k not in RESUME_MAY_CHANGE and saved.get(k) != given.get(k)
+    ]
+    if differ:
+        changes = "; ".join(f"--{k.replace('_', '-')} {given.get(k)!r} (the run has {saved.get(k)!r})" for k in differ)
+        raise ValueError(
+            f"--resume {run_dir!r}: the config differs from its config.json: {changes}. A resumed run keeps its "
+            f"config; only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE[2:])} may change"
+        )
+    if not os.path.isdir(checkpoint_dir(run_dir)) or Checkpointer(run_dir, read_only=True).latest_step() is None:
+        raise ValueError(f"--resume {run_dir!r}: no checkpoint in {checkpoint_dir(run_dir)}; start the run again")
+    return dataclasses.replace(config, run_dir=run_dir)
+
+
+def _truncate_metrics(run_dir: str, env_steps: int) -> list[dict]:
+    """Drops metrics.jsonl records logged after the checkpoint at env_steps; returns the rest."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    records = [r for r in read_metrics(run_dir) if r["env_steps"] <= env_steps]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return records
+
+
+class NonFiniteUpdates(RuntimeError):
+    """Raised when --max-consecutive-skips updates in a row were not finite."""
 
 
 @dataclass
@@ -248,58 +351,108 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def resume(run_dir: str, env=None, **changes) -> TrainResult:
+    """Continues the run in run_dir from its latest checkpoint, with its saved config (changes:
+    only the settings in RESUME_MAY_CHANGE). env: the environment object for a run made with one."""
+    config = dataclasses.replace(load_config(run_dir), **changes, resume=run_dir)
+    return run(config, env=env)
+
+
 def run(config: RunConfig, env=None) -> TrainResult:
     """Runs a resolved RunConfig; env: an environment object to use instead of config.env."""
     env_obj = envs.make(config.env) if env is None else env
-    env_name = config.env
-    algo = config.algo
     validate(config, env_obj)
+    resuming = bool(config.resume)
+    if resuming:
+        config = check_resume(config)
     run_dir = config.run_dir or _default_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    config_dict = dataclasses.asdict(config)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(config_dict, f, indent=2)
+    config_dict = config_to_dict(config)
+    if not resuming:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump(config_dict, f, indent=2)
 
     spec = EnvSpec(env_obj.observation_size, env_obj.action_size, config.total_updates)
-    agent = agents.make_agent(algo, config.algo_config(), spec)
+    agent = agents.make_agent(config.algo, config.algo_config(), spec)
     trainer = Trainer(env_obj, agent, config, eval_episodes=config.eval_episodes)
-    logger = RunLogger(run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir))
+    checkpointer = Checkpointer(run_dir, config.keep_checkpoints)
     key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = trainer.init(key_init)
+    last_eval = {}
+    if resuming:
+        state, meta = checkpointer.restore(jax.eval_shape(trainer.init, key_init))
+        records = _truncate_metrics(run_dir, meta["env_steps"])
+        evals = [r for r in records if r.get("eval/episode_return") is not None]
+        if evals:
+            last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
+        wandb_run_id, walltime_before = meta["wandb_run_id"], meta["walltime_s"]
+        print(f"resuming {run_dir} from env step {meta['env_steps']}", file=sys.stderr)
+    else:
+        state = trainer.init(key_init)
+        wandb_run_id, walltime_before = new_wandb_run_id(), 0.0
+    logger = RunLogger(
+        run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id
+    )
 
     start = time.perf_counter()
-    env_steps, last_eval, next_eval = 0, {}, config.eval_every
-    total = config.num_chunks * config.chunk_iterations * config.num_envs
-    with _StopRequest() as stop, Progress(total, config.progress) as progress:
-        for chunk in range(config.num_chunks):
+    env_steps = int(state.env_steps)
+    steps_per_chunk = config.chunk_iterations * config.num_envs
+    next_eval = (env_steps // config.eval_every + 1) * config.eval_every
+    checkpoint_every = config.checkpoint_every or math.inf
+    next_checkpoint = (env_steps // checkpoint_every + 1) * checkpoint_every
+
+    def walltime() -> float:
+        return walltime_before + time.perf_counter() - start
+
+    def save_checkpoint():
+        checkpointer.save(state, {"env_steps": env_steps, "walltime_s": walltime(), "wandb_run_id": wandb_run_id})
+
+    with _StopRequest() as stop, Progress(config.num_chunks * steps_per_chunk, config.progress) as progress:
+        progress.update(env_steps, None, last_eval.get("eval/episode_return"))
+        for chunk in range(env_steps // steps_per_chunk, config.num_chunks):
             chunk_start = time.perf_counter()
             state, metrics = trainer.chunk(state)
             metrics = jax.device_get(metrics)
             env_steps = int(state.env_steps)
-            chunk_s = time.perf_counter() - chunk_start
-            record = {"env_steps": env_steps, "walltime_s": time.perf_counter() - start}
-            record["train/env_steps_per_s"] = config.chunk_iterations * config.num_envs / chunk_s
+            record = {"env_steps": env_steps, "walltime_s": walltime()}
+            record["train/env_steps_per_s"] = steps_per_chunk / (time.perf_counter() - chunk_start)
             record.update({k: float(v) for k, v in metrics.items()})
             if env_steps >= next_eval or chunk == config.num_chunks - 1:
-                key_eval, key = jax.random.split(key_eval)
+                key = jax.random.fold_in(key_eval, env_steps)
                 last_eval = {k: float(v) for k, v in trainer.evaluate(state.agent, state.normalizer, key).items()}
                 record.update(last_eval)
                 next_eval = (env_steps // config.eval_every + 1) * config.eval_every
             logger.log(record)
             progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
+            skips = int(state.consecutive_skips)
+            if config.max_consecutive_skips and skips >= config.max_consecutive_skips:
+                logger.finish({})
+                last = checkpointer.latest_step()
+                where = f"{checkpoint_dir(run_dir)}/{last}" if last is not None else "none was written"
+                raise NonFiniteUpdates(
+                    f"{skips} consecutive non-finite updates by env step {env_steps} (--max-consecutive-skips "
+                    f"{config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
+                    f"{int(state.skipped_updates)} updates were skipped in all. Last good checkpoint: {where}"
+                )
+            if env_steps >= next_checkpoint:
+                save_checkpoint()
+                next_checkpoint = (env_steps // checkpoint_every + 1) * checkpoint_every
             if stop.requested:
                 break
+        save_checkpoint()
+    checkpointer.close()
 
     summary = {
-        "env": env_name,
-        "algo": algo,
+        "env": config.env,
+        "algo": config.algo,
         "eval/episode_return": last_eval.get("eval/episode_return"),
         "env_steps": env_steps,
-        "walltime_s": time.perf_counter() - start,
+        "walltime_s": walltime(),
         "device": device_name(),
         "num_devices": config.devices or len(jax.local_devices()),
         "interrupted": stop.requested,
+        "skipped_updates": int(state.skipped_updates),
+        "checkpoint": f"{checkpoint_dir(run_dir)}/{env_steps}",
     }
     transport = None
     if isinstance(env_obj, Bandit) and env_obj.modes is not None:
@@ -307,10 +460,11 @@ def run(config: RunConfig, env=None) -> TrainResult:
         summary.update(stats)
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
+    title = f"{config.algo} on {config.env}"
     if transport is not None:
-        plot_bandit_transport(run_dir, env_obj, *transport, f"{algo} on {env_name}, {env_steps} env steps")
+        plot_bandit_transport(run_dir, env_obj, *transport, f"{title}, {env_steps} env steps")
     elif os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-        plot_returns(run_dir, f"{algo} on {env_name}")
+        plot_returns(run_dir, title)
     logger.finish(summary)
 
     agent_state, normalizer = state.agent, state.normalizer
@@ -322,4 +476,4 @@ def run(config: RunConfig, env=None) -> TrainResult:
     return TrainResult(summary=summary, run_dir=run_dir, policy=policy)
 
 
-__all__ = ["RunConfig", "TrainResult", "default_config", "train"]
+__all__ = ["NonFiniteUpdates", "RunConfig", "TrainResult", "default_config", "resume", "train"]

@@ -8,6 +8,7 @@ import json
 import math
 import netrc
 import os
+import secrets
 import time
 import warnings
 
@@ -34,6 +35,11 @@ def resolve_wandb_mode(mode: str) -> str:
     return "offline"
 
 
+def new_wandb_run_id() -> str:
+    """A fresh W&B run id (kept in checkpoints so a resumed run continues the same W&B run)."""
+    return secrets.token_hex(4)
+
+
 def _jsonable(value):
     if isinstance(value, (np.generic, np.ndarray)):
         value = value.item() if np.ndim(value) == 0 else value.tolist()
@@ -45,7 +51,7 @@ def _jsonable(value):
 class RunLogger:
     """Writes one JSON object per log point to metrics.jsonl and mirrors it to W&B."""
 
-    def __init__(self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str):
+    def __init__(self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str, run_id: str):
         self.run_dir = run_dir
         self.path = os.path.join(run_dir, "metrics.jsonl")
         self.wandb_run = None
@@ -56,7 +62,7 @@ class RunLogger:
 
                 self.wandb_run = wandb.init(
                     project=wandb_project, config=config, mode=self.wandb_mode, dir=run_dir, name=run_name,
-                    settings=wandb.Settings(silent=True),
+                    id=run_id, resume="allow", settings=wandb.Settings(silent=True),
                 )  # fmt: skip
             except Exception as e:  # noqa: BLE001 — W&B must never stop training
                 self._wandb_failed(e)
@@ -170,6 +176,7 @@ class Progress:
     def __exit__(self, *exc):
         self.bar.__exit__(*exc)
 
-    def update(self, env_steps: int, steps_per_s: float, eval_return) -> None:
+    def update(self, env_steps: int, steps_per_s: float | None, eval_return) -> None:
         ret = "—" if eval_return is None else f"{eval_return:.1f}"
-        self.bar.update(self.task, completed=env_steps, info=f"{steps_per_s:,.0f} steps/s  eval return {ret}")
+        speed = "compiling..." if steps_per_s is None else f"{steps_per_s:,.0f} steps/s"
+        self.bar.update(self.task, completed=env_steps, info=f"{speed}  eval return {ret}")

@@ -50,6 +50,8 @@ class TrainerConfig:
     """running mean/std observation normalisation (brax's running statistics)"""
     log_every: int = 200_000
     """environment steps between log points (one jitted chunk per log point)"""
+    max_consecutive_skips: int = 100
+    """stop the run after this many consecutive non-finite gradient updates (0 = never stop)"""
 
     @property
     def chunk_iterations(self) -> int:
@@ -72,6 +74,14 @@ class TrainState:
     normalizer: running_statistics.RunningStatisticsState
     key: jax.Array
     env_steps: jax.Array  # int32 scalar, transitions so far (all envs)
+    skipped_updates: jax.Array  # int32 scalar, non-finite updates skipped so far
+    consecutive_skips: jax.Array  # int32 scalar, non-finite updates skipped since the last finite one
+
+
+def all_finite(tree) -> jax.Array:
+    """True when every floating-point leaf of tree is finite (bool scalar)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 class Trainer:
@@ -97,6 +107,8 @@ class Trainer:
             normalizer=normalizer,
             key=key_loop,
             env_steps=jnp.zeros((), jnp.int32),
+            skipped_updates=jnp.zeros((), jnp.int32),
+            consecutive_skips=jnp.zeros((), jnp.int32),
         )
         # chunk() donates its input: every leaf must own its buffer (EMA/target params and
         # final_obs start out aliasing other leaves).
@@ -108,10 +120,14 @@ class Trainer:
         return running_statistics.normalize(obs, normalizer, max_abs_value=OBS_CLIP)
 
     # ----- the training loop --------------------------------------------------------------------
-    def _updates(self, agent_state, replay: ReplayState, normalizer, key):
+    def _updates(self, agent_state, replay: ReplayState, normalizer, consecutive_skips, key):
+        """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
+        is skipped (the agent state stays as it was). Returns (agent state, consecutive skips,
+        (metrics [U], finite [U]))."""
         cfg = self.config
 
-        def one_update(agent_state, key):
+        def one_update(carry, key):
+            agent_state, consecutive = carry
             key_sample, key_update = jax.random.split(key)
             batch = replay_sample(replay, key_sample, cfg.batch_size)
             batch = batch.replace(
@@ -119,9 +135,15 @@ class Trainer:
                 next_obs=self.normalize(normalizer, batch.next_obs),
                 reward=batch.reward * cfg.reward_scale,
             )
-            return self.agent.update(agent_state, batch, key_update)
+            new_state, metrics = self.agent.update(agent_state, batch, key_update)
+            finite = all_finite((new_state, metrics))
+            agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
+            consecutive = jnp.where(finite, 0, consecutive + 1)
+            return (agent_state, consecutive), (metrics, finite)
 
-        return jax.lax.scan(one_update, agent_state, jax.random.split(key, cfg.updates_per_step))
+        keys = jax.random.split(key, cfg.updates_per_step)
+        (agent_state, consecutive_skips), out = jax.lax.scan(one_update, (agent_state, consecutive_skips), keys)
+        return agent_state, consecutive_skips, out
 
     def _iteration(self, state: TrainState, _):
         cfg = self.config
@@ -139,31 +161,48 @@ class Trainer:
             state.replay,
             Transition(obs, action, env_state.reward, info["final_obs"], info["terminated"]),
         )
-        normalizer = running_statistics.update(state.normalizer, obs) if cfg.normalize_obs else state.normalizer
+        if cfg.normalize_obs:  # rows with a non-finite observation are left out of the statistics
+            finite_rows = jnp.all(jnp.isfinite(obs), axis=-1).astype(jnp.float32)
+            normalizer = running_statistics.update(state.normalizer, jnp.nan_to_num(obs), weights=finite_rows)
+        else:
+            normalizer = state.normalizer
 
         learn = replay.size >= cfg.learning_starts
-        metric_shapes = jax.eval_shape(self._updates, state.agent, replay, normalizer, key_update)[1]
-        agent_state, metrics = jax.lax.cond(
+        update_args = (state.agent, replay, normalizer, state.consecutive_skips, key_update)
+        metric_shapes = jax.eval_shape(self._updates, *update_args)[2][0]
+        agent_state, consecutive_skips, (metrics, finite) = jax.lax.cond(
             learn,
-            lambda: self._updates(state.agent, replay, normalizer, key_update),
-            lambda: (state.agent, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)),
+            lambda: self._updates(*update_args),
+            lambda: (
+                state.agent,
+                state.consecutive_skips,
+                (
+                    jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes),
+                    jnp.zeros(cfg.updates_per_step, bool),
+                ),
+            ),
         )
-        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
         ended = env_state.done > 0
         stats = {
-            "learning": learn.astype(jnp.float32),
+            "updates": finite.astype(jnp.float32),  # [U] 1 where an update was made and kept
+            "skipped": (learn & ~finite).astype(jnp.float32),  # [U]
             "episodes": jnp.sum(ended.astype(jnp.float32)),
             "return_sum": jnp.sum(info["completed_return"]),
         }
-        new_state = TrainState(agent_state, env_state, replay, normalizer, key, state.env_steps + cfg.num_envs)
+        skipped = state.skipped_updates + jnp.sum(stats["skipped"]).astype(jnp.int32)
+        new_state = TrainState(
+            agent_state, env_state, replay, normalizer, key, state.env_steps + cfg.num_envs, skipped, consecutive_skips
+        )
         return new_state, (metrics, stats)
 
     def _chunk(self, state: TrainState):
-        """chunk_iterations iterations; returns (state, metrics dict of scalars)."""
+        """chunk_iterations iterations; returns (state, metrics dict of scalars). Training metrics
+        are means over the kept (finite) updates of the chunk."""
         state, (metrics, stats) = jax.lax.scan(self._iteration, state, None, length=self.config.chunk_iterations)
-        learning = stats["learning"]
-        denom = jnp.maximum(jnp.sum(learning), 1.0)
-        out = {f"train/{k}": jnp.sum(v * learning) / denom for k, v in metrics.items()}
+        kept = stats["updates"]  # [I, U]
+        denom = jnp.maximum(jnp.sum(kept), 1.0)
+        out = {f"train/{k}": jnp.sum(jnp.where(kept > 0, v, 0.0)) / denom for k, v in metrics.items()}
+        out["train/skipped_updates"] = jnp.sum(stats["skipped"])
         episodes = jnp.sum(stats["episodes"])
         out["train/episodes"] = episodes
         out["train/episode_return"] = jnp.where(episodes > 0, jnp.sum(stats["return_sum"]) / episodes, jnp.nan)

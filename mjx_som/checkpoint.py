@@ -1,0 +1,73 @@
+"""Checkpoints of the whole training state with orbax-checkpoint.
+
+A checkpoint holds the TrainState pytree (every network's parameters, target networks, optimiser
+states, observation statistics, the replay buffer with its pointers, the environment states, the
+RNG key and the counters) and a small JSON record of the host side (env steps, wall clock so far,
+the W&B run id). orbax writes each one into a temporary directory and renames it when complete, so
+a process killed mid-write leaves the previous checkpoint as the latest; the last `keep` are kept.
+
+Layout: RUN_DIR/checkpoints/<env_steps>/{state,meta}; `state` holds the TrainState's non-empty
+leaves in flattening order (orbax cannot store zero-size arrays, which MJX states contain, e.g.
+`act` for a model without actuator activations; they are rebuilt from the abstract state).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_dir(run_dir: str) -> str:
+    return os.path.abspath(os.path.join(run_dir, CHECKPOINT_DIR))
+
+
+def _non_empty_leaves(tree) -> dict:
+    """{leaf index: leaf} for the leaves of tree with at least one element."""
+    return {str(i): leaf for i, leaf in enumerate(jax.tree.leaves(tree)) if leaf.size > 0}
+
+
+class Checkpointer:
+    """Saves and restores (TrainState, meta dict) pairs keyed by env steps."""
+
+    def __init__(self, run_dir: str, keep: int | None = None, read_only: bool = False):
+        """keep: how many of the latest checkpoints to keep (None: all). Unless read_only, the
+        temporary directories of writes that never completed are removed."""
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=False, create=not read_only, read_only=read_only,
+            cleanup_tmp_directories=not read_only,
+        )  # fmt: skip
+        self.manager = ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, state, meta: dict) -> None:
+        """Writes a checkpoint at meta["env_steps"] (synchronously: the next training chunk
+        donates the state's buffers). A step already saved is left as it is."""
+        step = int(meta["env_steps"])
+        if step in self.manager.all_steps():
+            return
+        args = ocp.args.Composite(state=ocp.args.StandardSave(_non_empty_leaves(state)), meta=ocp.args.JsonSave(meta))
+        self.manager.save(step, args=args, force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, abstract_state, step: int | None = None):
+        """(state, meta) of the given or latest step; abstract_state: the TrainState's shapes and
+        dtypes (jax.eval_shape of the trainer's init)."""
+        step = self.latest_step() if step is None else step
+        abstract_leaves, treedef = jax.tree.flatten(jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state))
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(_non_empty_leaves(abstract_leaves)), meta=ocp.args.JsonRestore()
+        )
+        restored = self.manager.restore(step, args=args)
+        leaves = [restored.state.get(str(i), None) for i in range(len(abstract_leaves))]
+        leaves = [jnp.zeros(a.shape, a.dtype) if x is None else x for x, a in zip(leaves, abstract_leaves, strict=True)]
+        return jax.tree.unflatten(treedef, leaves), restored.meta
+
+    def close(self) -> None:
+        self.manager.close()

@@ -1,0 +1,187 @@
+"""Checkpoints, exact resume, SIGINT/SIGKILL safety, the non-finite guard, determinism (issue 6)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+import mjx_som
+from mjx_som import api
+from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.checkpoint import Checkpointer, checkpoint_dir
+from mjx_som.trainer import Trainer, all_finite
+
+TINY = dict(
+    num_envs=8, total_steps=1_600, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
+    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled", checkpoint_every=800,
+    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
+)  # fmt: skip
+TIMING = ("walltime_s", "train/env_steps_per_s")
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in f]
+
+
+def _final_state(run_dir, config, env=None):
+    """The TrainState of the run's latest checkpoint."""
+    env = env or envs.make(config.env)
+    agent = make_agent(config.algo, config.algo_config(), EnvSpec(1, 2, config.total_updates))
+    abstract = jax.eval_shape(Trainer(env, agent, config, config.eval_episodes).init, jax.random.PRNGKey(0))
+    return Checkpointer(run_dir, read_only=True).restore(abstract)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("straight") / "a")
+    return mjx_som.train("bandit/eight_gaussians", run_dir=run_dir, **TINY)
+
+
+def test_checkpoints_hold_the_whole_state(straight_run):
+    steps = sorted(int(d) for d in os.listdir(checkpoint_dir(straight_run.run_dir)))
+    assert steps == [800, 1600] and straight_run.summary["checkpoint"].endswith("/1600")
+    config = api.load_config(straight_run.run_dir)
+    state, meta = _final_state(straight_run.run_dir, config)
+    assert meta["env_steps"] == 1600 and len(meta["wandb_run_id"]) == 8 and meta["walltime_s"] > 0
+    assert int(state.env_steps) == 1600 and int(state.replay.size) == 1000  # replay full, wrapped
+    assert int(state.replay.insert_pos) == 1600 % 1000
+    # the checkpointed actor is the one the returned policy acts with
+    obs, key = jnp.zeros((4, 1)), jax.random.PRNGKey(3)
+    agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
+    np.testing.assert_allclose(straight_run.policy(obs, key), agent.act(state.agent, obs, key, False), atol=1e-6)
+
+
+def test_resume_is_exact(straight_run, tmp_path):
+    """N/2 steps, then resume and N/2 more == N straight: same metrics, same parameters (bitwise)."""
+    half = str(tmp_path / "half")
+    shutil.copytree(straight_run.run_dir, half)
+    shutil.rmtree(os.path.join(checkpoint_dir(half), "1600"))  # as if stopped right after step 800
+    with open(os.path.join(half, "metrics.jsonl"), "a") as f:  # a record logged after that checkpoint
+        f.write(json.dumps({"env_steps": 1200, "walltime_s": 1.0}) + "\n")
+    resumed = mjx_som.resume(half)
+    assert _metrics(half) == _metrics(straight_run.run_dir)  # appended, not duplicated
+    assert [r["env_steps"] for r in _metrics(half)] == [400, 800, 1200, 1600]
+    config = api.load_config(straight_run.run_dir)
+    (a, _), (b, _) = _final_state(straight_run.run_dir, config), _final_state(half, config)
+    assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
+    summary = {k: v for k, v in resumed.summary.items() if k not in ("walltime_s", "checkpoint")}
+    assert summary == {k: v for k, v in straight_run.summary.items() if k not in ("walltime_s", "checkpoint")}
+
+
+def test_same_seed_same_metrics(straight_run, tmp_path):
+    again = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "again"), **TINY)
+    assert _metrics(again.run_dir) == _metrics(straight_run.run_dir)
+    other = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "other"), **{**TINY, "seed": 1})
+    assert _metrics(other.run_dir) != _metrics(straight_run.run_dir)
+
+
+def _nan_bandit(region: float):
+    """eight_gaussians' reward, NaN where the first action coordinate exceeds `region`."""
+    base = envs.make("bandit/eight_gaussians")
+
+    def reward(a):
+        return jnp.where(a[0] > region, jnp.nan, base.reward_fn(a))
+
+    return envs.Bandit(reward, low=base.low, high=base.high, modes=base.modes, mode_radius=base.mode_radius)
+
+
+def test_nonfinite_updates_are_skipped_and_counted(tmp_path):
+    bandit = _nan_bandit(0.97)
+    result = mjx_som.train(bandit, run_dir=str(tmp_path / "nan"), **TINY)
+    skipped = [r["train/skipped_updates"] for r in _metrics(result.run_dir)]
+    assert sum(skipped) == result.summary["skipped_updates"] > 0, skipped
+    state, _ = _final_state(result.run_dir, api.load_config(result.run_dir), bandit)
+    assert bool(all_finite(state.agent))  # (the eval return itself may be NaN: the env's reward is)
+    assert all(np.isfinite(r["train/critic_loss"]) for r in _metrics(result.run_dir)[1:])
+
+
+def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
+    run_dir = str(tmp_path / "allnan")
+    settings = {**TINY, "checkpoint_every": 400, "max_consecutive_skips": 50}
+    with pytest.raises(mjx_som.NonFiniteUpdates, match=r"consecutive non-finite updates by env step 800") as err:
+        mjx_som.train(_nan_bandit(-2.0), run_dir=run_dir, **settings)
+    assert f"Last good checkpoint: {checkpoint_dir(run_dir)}/400" in str(err.value)
+
+
+def _cli(args):
+    return subprocess.Popen(
+        [sys.executable, "launch/run.py", "--env", "bandit/eight_gaussians", "--wandb-mode", "disabled",
+         "--no-progress", "--num-envs", "8", "--batch-size", "32", "--learning-starts", "64",
+         "--som.actor-hidden", "16", "--som.critic-hidden", "16", "--som.num-samples", "8",
+         "--som.num-candidates", "4", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(path, proc, timeout=240):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+
+
+def test_sigint_writes_checkpoint_summary_and_resume_hint(tmp_path):
+    run_dir = str(tmp_path / "sigint")
+    proc = _cli(["--run-dir", run_dir, "--total-steps", "100000000", "--log-every", "400",
+                 "--checkpoint-every", "100000000", "--buffer-size", "1000"])  # fmt: skip
+    _wait_for(os.path.join(run_dir, "metrics.jsonl"), proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["interrupted"] is True and summary["env_steps"] >= 400
+    assert Checkpointer(run_dir, read_only=True).latest_step() == summary["env_steps"]
+    assert f"resume with: python launch/run.py --resume {run_dir}" in out
+    # the CLI takes the run's config from config.json, and refuses a changed one before compiling
+    proc = subprocess.run(
+        [sys.executable, "launch/run.py", "--resume", run_dir, "--seed", "5"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--seed 5 (the run has 0)" in proc.stderr, proc.stderr
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path):
+    """A large replay buffer makes each checkpoint take a while to write; the process is killed as
+    soon as a write is seen in progress (orbax's temporary directory) after one has completed."""
+    run_dir = str(tmp_path / "killed")
+    proc = _cli(["--run-dir", run_dir, "--total-steps", "4000", "--log-every", "400", "--checkpoint-every", "400",
+                 "--buffer-size", "6000000", "--keep-checkpoints", "2"])  # fmt: skip
+    ckpt = checkpoint_dir(run_dir)
+    deadline = time.time() + 240
+    while True:
+        names = os.listdir(ckpt) if os.path.isdir(ckpt) else []
+        if any("tmp" in n for n in names) and any(n.isdigit() for n in names):
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.001)
+    proc.communicate(timeout=60)
+    names = os.listdir(ckpt)
+    assert any("tmp" in n for n in names), names  # it really died mid-write
+    completed = sorted(int(n) for n in names if n.isdigit())
+    assert Checkpointer(run_dir, read_only=True).latest_step() == completed[-1]
+    result = mjx_som.resume(run_dir)
+    steps = [r["env_steps"] for r in _metrics(run_dir)]
+    assert steps == list(range(400, 4001, 400)) and result.summary["env_steps"] == 4000
+    assert not any("tmp" in n for n in os.listdir(ckpt))  # the broken write was cleaned up
+
+
+def test_mujoco_states_round_trip_through_a_checkpoint(tmp_path):
+    """MJX states hold zero-size arrays (no actuator activations), which orbax cannot store."""
+    env = envs.make("InvertedPendulum-v4")
+    state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 2))
+    assert any(leaf.size == 0 for leaf in jax.tree.leaves(state))
+    Checkpointer(str(tmp_path)).save(state, {"env_steps": 7})
+    restored, meta = Checkpointer(str(tmp_path), read_only=True).restore(jax.eval_shape(lambda: state))
+    assert meta == {"env_steps": 7}
+    assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), state, restored))
