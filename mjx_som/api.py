@@ -24,9 +24,18 @@ import psutil
 import envs
 from envs.bandits import Bandit
 from mjx_som import agents
+from mjx_som.agents import (
+    DACERConfig,
+    DIPOConfig,
+    DPMDConfig,
+    MFPConfig,
+    QSMConfig,
+    QVPOConfig,
+    SACConfig,
+    SDACConfig,
+    SOMConfig,
+)  # fmt: skip
 from mjx_som.agents.base import EnvSpec
-from mjx_som.agents.mfp import MFPConfig
-from mjx_som.agents.som import SOMConfig
 from mjx_som.benchmarks import device_name
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.logging import (
@@ -76,8 +85,22 @@ class RunConfig(TrainerConfig):
     """show the live progress bar"""
     som: SOMConfig = field(default_factory=SOMConfig)
     """SOM hyper-parameters"""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC hyper-parameters (Gaussian actor, tuned temperature)"""
     mfp: MFPConfig = field(default_factory=MFPConfig)
     """MFP hyper-parameters (one-step MeanFlow on best-of-N targets)"""
+    dacer: DACERConfig = field(default_factory=DACERConfig)
+    """DACER hyper-parameters (20-step diffusion through Q, entropy-regulated noise)"""
+    qsm: QSMConfig = field(default_factory=QSMConfig)
+    """QSM hyper-parameters (diffusion score matched to grad Q)"""
+    sdac: SDACConfig = field(default_factory=SDACConfig)
+    """SDAC hyper-parameters (reverse-sampling Q-weighted score matching)"""
+    dpmd: DPMDConfig = field(default_factory=DPMDConfig)
+    """DPMD hyper-parameters (mirror-descent weighted diffusion cloning)"""
+    qvpo: QVPOConfig = field(default_factory=QVPOConfig)
+    """QVPO hyper-parameters (advantage-weighted diffusion cloning)"""
+    dipo: DIPOConfig = field(default_factory=DIPOConfig)
+    """DIPO hyper-parameters (100-step diffusion cloning of gradient-improved actions)"""
 
     def algo_config(self):
         return getattr(self, self.algo)
@@ -93,8 +116,7 @@ _BANDIT_PRESET = dict(
     num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
     learning_starts=4_096, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
     eval_episodes=256,
-    som=_BANDIT_NETWORKS,
-    mfp=_BANDIT_NETWORKS,
+    **{algo: _BANDIT_NETWORKS for algo in agents.algos()},
 )  # fmt: skip
 # Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
 # updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
@@ -103,8 +125,7 @@ _CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activa
 _CHEAP_PRESET = dict(
     num_envs=4, total_steps=12_000, batch_size=128, updates_per_step=4, buffer_size=100_000,
     learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
-    som=dict(_CHEAP_NETWORKS, num_samples=32),
-    mfp=_CHEAP_NETWORKS,
+    **{algo: _CHEAP_NETWORKS for algo in agents.algos()} | {"som": dict(_CHEAP_NETWORKS, num_samples=32)},
 )  # fmt: skip
 PRESETS: dict[str, dict] = {
     **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},

@@ -61,3 +61,55 @@ def device_name() -> str:
     """The name users see for the default device, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
     device = jax.devices()[0]
     return "cpu" if device.platform == "cpu" else device.device_kind
+
+
+def _ms(seconds: np.ndarray) -> tuple[float, float]:
+    return float(seconds.mean() * 1e3), float(seconds.std() * 1e3)
+
+
+def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: int) -> tuple[float, float]:
+    """(mean, std) ms of one jitted greedy act() call on batch_size states (an algorithm's whole
+    sampler: every denoising step, all N candidates and the critic's selection)."""
+    act = jax.jit(lambda state, obs, key: agent.act(state, obs, key, False))
+    obs = jax.random.normal(jax.random.PRNGKey(0), (batch_size, obs_size))
+    keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats + 1))
+    return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats))
+
+
+def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int):
+    """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions."""
+    from mjx_som.replay import Transition
+
+    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    batch = Transition(
+        obs=jax.random.normal(keys[0], (batch_size, obs_size)),
+        action=jax.random.uniform(keys[1], (batch_size, action_size), minval=-1.0, maxval=1.0),
+        reward=jax.random.normal(keys[2], (batch_size,)),
+        next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
+        terminated=jax.numpy.zeros(batch_size),
+    )
+    update = jax.jit(agent.update)
+    state = agent_state
+    update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + 1))
+
+    def call():
+        nonlocal state
+        state, metrics = update(state, batch, next(update_keys))
+        return metrics
+
+    return _ms(time_calls(call, repeats))
+
+
+def loop_throughput(trainer, repeats: int, seed: int = 0) -> tuple[float, float]:
+    """(mean, std) env steps/s of the whole training loop: trainer.chunk calls (act, step, insert,
+    updates) with learning on from the first step (the trainer's config should set learning_starts=0)."""
+    state = trainer.init(jax.random.PRNGKey(seed))
+    steps = trainer.config.chunk_iterations * trainer.config.num_envs
+
+    def call():
+        nonlocal state
+        state, metrics = trainer.chunk(state)
+        return metrics
+
+    rates = steps / time_calls(call, repeats)
+    return float(rates.mean()), float(rates.std())

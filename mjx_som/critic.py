@@ -60,17 +60,20 @@ def best_of_n(config: CriticConfig, params, obs: jax.Array, candidates: jax.Arra
     return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
 
 
-def td_target(config: CriticConfig, target_params, batch: Transition, next_action: jax.Array) -> jax.Array:
-    """y = r + gamma (1 - terminated) min(Q1', Q2')(s', a'): bootstraps through truncation. [B]"""
+def td_target(
+    config: CriticConfig, target_params, batch: Transition, next_action: jax.Array, next_bonus=0.0
+) -> jax.Array:
+    """y = r + gamma (1 - terminated) (min(Q1', Q2')(s', a') + next_bonus): bootstraps through
+    truncation. next_bonus [B]: e.g. SAC's -alpha log pi(a'|s'). -> [B]"""
     next_q = min_q(config, target_params, batch.next_obs, next_action)
-    return batch.reward + config.gamma * (1.0 - batch.terminated) * next_q
+    return batch.reward + config.gamma * (1.0 - batch.terminated) * (next_q + next_bonus)
 
 
 def critic_update(
-    config: CriticConfig, state: CriticState, batch: Transition, next_action: jax.Array
+    config: CriticConfig, state: CriticState, batch: Transition, next_action: jax.Array, next_bonus=0.0
 ) -> tuple[CriticState, dict]:
     """One Adam step on the TD error of both critics, then the Polyak target update."""
-    y = jax.lax.stop_gradient(td_target(config, state.target_params, batch, next_action))
+    y = jax.lax.stop_gradient(td_target(config, state.target_params, batch, next_action, next_bonus))
 
     def loss_fn(params):
         q = critic_network(config).apply(params, batch.obs, batch.action)  # [2, B]

@@ -95,7 +95,7 @@ def read_metrics(run_dir: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _pyplot():
+def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
@@ -107,7 +107,7 @@ def _pyplot():
 
 def plot_returns(run_dir: str, title: str) -> str:
     """returns.png: eval (and training) episode return against env steps."""
-    plt = _pyplot()
+    plt = pyplot()
     records = read_metrics(run_dir)
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, style in (("eval/episode_return", "o-"), ("train/episode_return", "-")):
@@ -132,7 +132,7 @@ def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: st
     import jax
     import jax.numpy as jnp
 
-    plt = _pyplot()
+    plt = pyplot()
     grid = np.linspace(-1.0, 1.0, 161)
     agent_xy = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
     points = np.asarray(env.scale_action(jnp.asarray(agent_xy)))

@@ -1,15 +1,39 @@
-"""launch/bench.py runs at tiny sizes and writes valid JSON."""
+"""launch/bench.py runs at tiny sizes and writes valid JSON and its pictures."""
 
 import json
 import runpy
 import sys
 
 
+def _bench(monkeypatch, argv):
+    monkeypatch.setattr(sys, "argv", ["bench.py", *argv])
+    return runpy.run_path("launch/bench.py", run_name="__main__")
+
+
 def test_env_only_bench_writes_json(tmp_path, monkeypatch):
     out = tmp_path / "bench.json"
-    argv = ["bench.py", "--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "2,8", "--repeats", "2"]
-    monkeypatch.setattr(sys, "argv", argv + ["--steps-per-call", "5", "--json", str(out)])
-    runpy.run_path("launch/bench.py", run_name="__main__")
+    _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "2,8", "--repeats", "20",
+                         "--steps-per-call", "5", "--json", str(out)])  # fmt: skip
     records = json.loads(out.read_text())
     assert [r["num_envs"] for r in records] == [2, 8]
     assert all(r["env_steps_per_s"] > 0 and r["device"] == "cpu" for r in records)
+
+
+def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som,dacer", "--batch-sizes", "1,8",
+                         "--num-envs", "8", "--repeats", "3", "--loop-iterations", "2", "--loop-repeats", "1",
+                         "--buffer-size", "1000", "--scaling", "8", "--scaling-baseline", "dacer",
+                         "--json", str(out), "--out-dir", str(tmp_path)])  # fmt: skip
+    records = json.loads(out.read_text())
+    algo_rows = [r for r in records if r["kind"] == "algo"]
+    assert [(r["algo"], r["batch_size"]) for r in algo_rows] == [("som", 1), ("som", 8), ("dacer", 1), ("dacer", 8)]
+    for r in algo_rows:
+        for key in ("infer_ms_mean", "infer_ms_std", "train_ms_mean", "loop_env_steps_per_s"):
+            assert r[key] > 0 or (key == "infer_ms_std" and r[key] >= 0), (key, r)
+        assert r["device"] == "cpu" and r["env"] == "bandit/eight_gaussians"
+    assert all(r["infer_ratio_vs_som"] == 1.0 for r in algo_rows if r["algo"] == "som")
+    dacer = next(r for r in algo_rows if r["algo"] == "dacer")
+    assert dacer["diffusion_steps"] == 20 and dacer["num_candidates"] == 1
+    assert [r["algo"] for r in records if r["kind"] == "scaling"] == ["som", "dacer"]
+    assert (tmp_path / "bench.png").stat().st_size > 0 and (tmp_path / "bench_scaling.png").stat().st_size > 0

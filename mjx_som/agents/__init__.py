@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from mjx_som.agents.base import Agent, EnvSpec
+from mjx_som.agents.dacer import DACERConfig, make_dacer
+from mjx_som.agents.dipo import DIPOConfig, make_dipo
+from mjx_som.agents.dpmd import DPMDConfig, make_dpmd
 from mjx_som.agents.mfp import MFPConfig, make_mfp
+from mjx_som.agents.qsm import QSMConfig, make_qsm
+from mjx_som.agents.qvpo import QVPOConfig, make_qvpo
+from mjx_som.agents.sac import SACConfig, make_sac
+from mjx_som.agents.sdac import SDACConfig, make_sdac
 from mjx_som.agents.som import SOMConfig, make_som
 
-REGISTRY = {"som": (SOMConfig, make_som), "mfp": (MFPConfig, make_mfp)}
+REGISTRY = {
+    "som": (SOMConfig, make_som),
+    "sac": (SACConfig, make_sac),
+    "mfp": (MFPConfig, make_mfp),
+    "dacer": (DACERConfig, make_dacer),
+    "qsm": (QSMConfig, make_qsm),
+    "sdac": (SDACConfig, make_sdac),
+    "dpmd": (DPMDConfig, make_dpmd),
+    "qvpo": (QVPOConfig, make_qvpo),
+    "dipo": (DIPOConfig, make_dipo),
+}
 
 
 def algos() -> list[str]:
