@@ -140,7 +140,9 @@ def test_bad_input_fails_before_compiling(overrides, message, tmp_path):
 
 
 def test_unknown_algo_and_env_name_the_choices():
-    with pytest.raises(ValueError, match="--algo 'ppo2' is unknown; allowed: som, mfp"):
+    with pytest.raises(
+        ValueError, match="--algo 'ppo2' is unknown; allowed: som, sac, mfp, dacer, qsm, sdac, dpmd, qvpo, dipo"
+    ):
         mjx_som.train("bandit/eight_gaussians", algo="ppo2")
     with pytest.raises(ValueError, match="unknown env 'Foo-v9'; valid names: Ant-v4"):
         mjx_som.train("Foo-v9")
