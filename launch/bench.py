@@ -33,12 +33,13 @@ def parse_ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
-def build(env, env_name: str, algo: str, num_envs: int, loop_iterations: int, buffer_size: int):
-    """(agent, trainer) from the env's default config for algo, learning from the first step."""
-    config = api.default_config(env_name, algo)
+def build(env, args, algo: str, num_envs: int):
+    """(agent, trainer, config) from the env's default config for algo, learning from the first step."""
+    config = api.default_config(args.env, algo)
     config = dataclasses.replace(
-        config, num_envs=num_envs, learning_starts=0, log_every=num_envs * loop_iterations, buffer_size=buffer_size
-    )
+        config, num_envs=num_envs, learning_starts=0, log_every=num_envs * args.loop_iterations,
+        buffer_size=args.buffer_size, batch_size=args.train_batch_size or config.batch_size,
+    )  # fmt: skip
     spec = EnvSpec(env.observation_size, env.action_size, max(config.total_updates, 1))
     agent = agents.make_agent(algo, config.algo_config(), spec)
     return agent, Trainer(env, agent, config, eval_episodes=1), config
@@ -47,7 +48,7 @@ def build(env, env_name: str, algo: str, num_envs: int, loop_iterations: int, bu
 def bench_algo(env, args, algo: str, batch_sizes: list[int], num_envs: int) -> list[dict]:
     import jax
 
-    agent, trainer, config = build(env, args.env, algo, num_envs, args.loop_iterations, args.buffer_size)
+    agent, trainer, config = build(env, args, algo, num_envs)
     state = agent.init(jax.random.PRNGKey(0))
     train_ms, train_std = update_ms(
         agent, state, env.observation_size, env.action_size, config.batch_size, args.repeats
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--loop-iterations", type=int, default=10, help="vector steps per timed training chunk")
     parser.add_argument("--loop-repeats", type=int, default=3, help="timed training chunks (default 3)")
     parser.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity of the loop measurement")
+    parser.add_argument("--train-batch-size", type=int, default=0, help="transitions per update (0 = the config's)")
     parser.add_argument(
         "--scaling", default="", help="batch sizes = num_envs for bench_scaling.png, e.g. 256,1024,4096"
     )

@@ -28,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--resume", default="")
+    pre.add_argument("--coordinator", default="")
+    pre.add_argument("--num-processes", type=int, default=1)
+    pre.add_argument("--process-id", type=int, default=0)
     known, _ = pre.parse_known_args(argv)
+    try:  # before anything touches a device
+        api.init_distributed(known.coordinator, known.num_processes, known.process_id)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         saved = api.load_config(known.resume) if known.resume else None
     except ValueError as e:

@@ -48,6 +48,7 @@ from mjx_som.logging import (
     resolve_wandb_mode,
 )  # fmt: skip
 from mjx_som.replay import replay_bytes
+from mjx_som.sharding import host_value, make_mesh, per_device_bytes, replicated
 from mjx_som.trainer import Trainer, TrainerConfig
 
 COVERAGE_SAMPLES = 4096
@@ -70,11 +71,17 @@ class RunConfig(TrainerConfig):
     eval_episodes: int = 16
     """greedy evaluation episodes, run in parallel"""
     devices: int = 0
-    """local devices to use (0 = all); num_envs must divide evenly"""
+    """devices in the mesh (0 = every device of every process); num_envs and buffer_size must divide evenly"""
     wandb_mode: str = "auto"
     """auto (online when a W&B API key is configured, else offline), online, offline or disabled"""
     wandb_project: str = "mjx_som"
     """W&B project"""
+    coordinator: str = ""
+    """multi-host: address host:port of process 0 (with --num-processes, --process-id); SLURM is detected"""
+    num_processes: int = 1
+    """multi-host: number of processes (one per host)"""
+    process_id: int = 0
+    """multi-host: this process's index, 0 .. num_processes - 1 (process 0 writes the run files)"""
     checkpoint_every: int = 1_000_000
     """environment steps between checkpoints (0 = only when the run ends or is stopped)"""
     keep_checkpoints: int = 3
@@ -173,6 +180,18 @@ def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
     return dataclasses.replace(config, **{config.algo: dataclasses.replace(algo_config, **algo_updates)})
 
 
+def init_distributed(coordinator: str = "", num_processes: int = 1, process_id: int = 0) -> None:
+    """jax.distributed.initialize for a multi-host run, before anything touches a device: from the
+    flags when a coordinator is given, from the cluster's environment under SLURM with several tasks;
+    a no-op for a single process."""
+    if coordinator:
+        if ":" not in coordinator:
+            raise ValueError(f"--coordinator {coordinator!r}: expected host:port of process 0, e.g. node0:1234")
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        jax.distributed.initialize()
+
+
 def _memory_limit_bytes() -> int:
     stats = jax.devices()[0].memory_stats() or {}
     if "bytes_limit" in stats:
@@ -191,6 +210,11 @@ def validate(config: RunConfig, env) -> None:
     for name in ("learning_starts", "checkpoint_every", "max_consecutive_skips"):
         if getattr(config, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.num_processes < 1 or not 0 <= config.process_id < config.num_processes:
+        raise ValueError(
+            f"--process-id {config.process_id} / --num-processes {config.num_processes}: need num_processes >= 1 "
+            "and 0 <= process_id < num_processes"
+        )
     if config.keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     if config.total_steps < config.num_envs:
@@ -200,18 +224,21 @@ def validate(config: RunConfig, env) -> None:
     if config.buffer_size < config.num_envs:
         raise ValueError(f"--buffer-size {config.buffer_size} must hold one vector step (--num-envs {config.num_envs})")
     resolve_wandb_mode(config.wandb_mode)  # an unknown mode fails here, naming the allowed ones
-    available = len(jax.local_devices())
+    available = len(jax.devices())
     if config.devices < 0 or config.devices > available:
-        raise ValueError(f"--devices {config.devices}: this host has {available} device(s); use 0 (all) to {available}")
+        raise ValueError(f"--devices {config.devices}: {available} device(s) are visible; use 0 (all) to {available}")
     num_devices = config.devices or available
-    if config.num_envs % num_devices:
-        raise ValueError(f"--num-envs {config.num_envs} is not divisible by the device count {num_devices}")
-    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size)
+    for name in ("num_envs", "buffer_size"):
+        if getattr(config, name) % num_devices:
+            raise ValueError(
+                f"--{name.replace('_', '-')} {getattr(config, name)} is not divisible by the device count {num_devices}"
+            )
+    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size) // num_devices
     limit = _memory_limit_bytes()
     if buffer > 0.8 * limit:
         raise ValueError(
-            f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay, more than 80% of the "
-            f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
+            f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay per device, more than 80% "
+            f"of the {limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
         )
     try:
         config.algo_config().validate()
@@ -254,7 +281,7 @@ def load_config(run_dir: str) -> RunConfig:
 
 
 # Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
-RESUME_MAY_CHANGE = ("resume", "run_dir", "progress", "wandb_mode")
+RESUME_MAY_CHANGE = ("resume", "run_dir", "progress", "wandb_mode", "coordinator", "process_id")
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -301,6 +328,24 @@ def _truncate_metrics(run_dir: str, env_steps: int) -> list[dict]:
 
 class NonFiniteUpdates(RuntimeError):
     """Raised when --max-consecutive-skips updates in a row were not finite."""
+
+
+def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
+    """The bytes per device of the whole training state (replay, env states, networks and optimiser
+    states), from the trainer's abstract state; a ValueError naming the flags to change when it
+    exceeds 80% of a device's memory. (Activations of the updates come on top.)"""
+    abstract = jax.eval_shape(trainer._init, jax.random.PRNGKey(0))
+    shardings = trainer.shardings or jax.tree.map(lambda _: replicated(make_mesh(1)), abstract)
+    plan = per_device_bytes(abstract, shardings, num_devices)
+    limit, total = _memory_limit_bytes(), sum(plan.values())
+    if total > 0.8 * limit:
+        parts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in plan.items())
+        raise ValueError(
+            f"the training state needs {total / 2**30:.2f} GiB per device ({parts}), more than 80% of the "
+            f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size or --num-envs, or use more "
+            f"--devices"
+        )
+    return plan
 
 
 @dataclass
@@ -389,20 +434,25 @@ def run(config: RunConfig, env=None) -> TrainResult:
     run_dir = config.run_dir or _default_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
     config_dict = config_to_dict(config)
-    if not resuming:
+
+    spec = EnvSpec(env_obj.observation_size, env_obj.action_size, config.total_updates)
+    agent = agents.make_agent(config.algo, config.algo_config(), spec)
+    mesh = make_mesh(config.devices)
+    trainer = Trainer(env_obj, agent, config, eval_episodes=config.eval_episodes, mesh=mesh)
+    check_memory(trainer, mesh.size)  # before anything is allocated or written
+    is_main = jax.process_index() == 0  # only process 0 writes run files and logs
+    if not resuming and is_main:
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump(config_dict, f, indent=2)
 
-    spec = EnvSpec(env_obj.observation_size, env_obj.action_size, config.total_updates)
-    agent = agents.make_agent(config.algo, config.algo_config(), spec)
-    trainer = Trainer(env_obj, agent, config, eval_episodes=config.eval_episodes)
     checkpointer = Checkpointer(run_dir, config.keep_checkpoints)
     key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
     last_eval = {}
     if resuming:
         state, meta = checkpointer.restore(jax.eval_shape(trainer.init, key_init))
-        records = _truncate_metrics(run_dir, meta["env_steps"])
+        state = trainer.place(state)
+        records = _truncate_metrics(run_dir, meta["env_steps"]) if is_main else []
         evals = [r for r in records if r.get("eval/episode_return") is not None]
         if evals:
             last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
@@ -412,11 +462,12 @@ def run(config: RunConfig, env=None) -> TrainResult:
         state = trainer.init(key_init)
         wandb_run_id, walltime_before = new_wandb_run_id(), 0.0
     logger = RunLogger(
-        run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id
-    )
+        run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id,
+        enabled=is_main,
+    )  # fmt: skip
 
     start = time.perf_counter()
-    env_steps = int(state.env_steps)
+    env_steps = int(host_value(state.env_steps))
     steps_per_chunk = config.chunk_iterations * config.num_envs
     next_eval = (env_steps // config.eval_every + 1) * config.eval_every
     checkpoint_every = config.checkpoint_every or math.inf
@@ -433,27 +484,29 @@ def run(config: RunConfig, env=None) -> TrainResult:
         for chunk in range(env_steps // steps_per_chunk, config.num_chunks):
             chunk_start = time.perf_counter()
             state, metrics = trainer.chunk(state)
-            metrics = jax.device_get(metrics)
-            env_steps = int(state.env_steps)
+            metrics = {k: host_value(v) for k, v in metrics.items()}
+            env_steps = int(host_value(state.env_steps))
             record = {"env_steps": env_steps, "walltime_s": walltime()}
             record["train/env_steps_per_s"] = steps_per_chunk / (time.perf_counter() - chunk_start)
             record.update({k: float(v) for k, v in metrics.items()})
             if env_steps >= next_eval or chunk == config.num_chunks - 1:
                 key = jax.random.fold_in(key_eval, env_steps)
-                last_eval = {k: float(v) for k, v in trainer.evaluate(state.agent, state.normalizer, key).items()}
+                evaluation = trainer.evaluate(state.agent, state.normalizer, key)
+                last_eval = {k: float(host_value(v)) for k, v in evaluation.items()}
                 record.update(last_eval)
                 next_eval = (env_steps // config.eval_every + 1) * config.eval_every
             logger.log(record)
             progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
-            skips = int(state.consecutive_skips)
+            skips = int(host_value(state.consecutive_skips))
             if config.max_consecutive_skips and skips >= config.max_consecutive_skips:
+                skipped = int(host_value(state.skipped_updates))
                 logger.finish({})
                 last = checkpointer.latest_step()
                 where = f"{checkpoint_dir(run_dir)}/{last}" if last is not None else "none was written"
                 raise NonFiniteUpdates(
                     f"{skips} consecutive non-finite updates by env step {env_steps} (--max-consecutive-skips "
                     f"{config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
-                    f"{int(state.skipped_updates)} updates were skipped in all. Last good checkpoint: {where}"
+                    f"{skipped} updates were skipped in all. Last good checkpoint: {where}"
                 )
             if env_steps >= next_checkpoint:
                 save_checkpoint()
@@ -470,22 +523,24 @@ def run(config: RunConfig, env=None) -> TrainResult:
         "env_steps": env_steps,
         "walltime_s": walltime(),
         "device": device_name(),
-        "num_devices": config.devices or len(jax.local_devices()),
+        "num_devices": mesh.size,
+        "num_processes": jax.process_count(),
         "interrupted": stop.requested,
-        "skipped_updates": int(state.skipped_updates),
+        "skipped_updates": int(host_value(state.skipped_updates)),
         "checkpoint": f"{checkpoint_dir(run_dir)}/{env_steps}",
     }
     transport = None
     if isinstance(env_obj, Bandit) and env_obj.modes is not None:
         stats, *transport = _coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1))
         summary.update(stats)
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    title = f"{config.algo} on {config.env}"
-    if transport is not None:
-        plot_bandit_transport(run_dir, env_obj, *transport, f"{title}, {env_steps} env steps")
-    elif os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-        plot_returns(run_dir, title)
+    if is_main:
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        title = f"{config.algo} on {config.env}"
+        if transport is not None:
+            plot_bandit_transport(run_dir, env_obj, *transport, f"{title}, {env_steps} env steps")
+        elif os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+            plot_returns(run_dir, title)
     logger.finish(summary)
 
     agent_state, normalizer = state.agent, state.normalizer

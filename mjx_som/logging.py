@@ -51,12 +51,16 @@ def _jsonable(value):
 class RunLogger:
     """Writes one JSON object per log point to metrics.jsonl and mirrors it to W&B."""
 
-    def __init__(self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str, run_id: str):
+    def __init__(
+        self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str, run_id: str,
+        enabled: bool = True,
+    ):  # fmt: skip
+        """enabled=False (processes other than 0 of a multi-host run): writes and logs nothing."""
         self.run_dir = run_dir
-        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.path = os.path.join(run_dir, "metrics.jsonl") if enabled else None
         self.wandb_run = None
         self.wandb_mode = resolve_wandb_mode(wandb_mode)
-        if self.wandb_mode != "disabled":
+        if self.wandb_mode != "disabled" and enabled:
             try:
                 import wandb
 
@@ -72,6 +76,8 @@ class RunLogger:
         self.wandb_run = None
 
     def log(self, record: dict) -> None:
+        if self.path is None:
+            return
         record = {k: _jsonable(v) for k, v in record.items()}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -24,6 +24,7 @@ from flax import struct
 from envs.wrappers import VecEnv
 from mjx_som.agents.base import Agent
 from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample
+from mjx_som.sharding import replicated, state_shardings
 
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
 
@@ -85,15 +86,39 @@ def all_finite(tree) -> jax.Array:
 
 
 class Trainer:
-    """Builds the jitted chunk and evaluation functions for one (env, agent, config)."""
+    """Builds the jitted chunk and evaluation functions for one (env, agent, config).
 
-    def __init__(self, env, agent: Agent, config: TrainerConfig, eval_episodes: int = 16):
-        self.env, self.agent, self.config = env, agent, config
+    mesh: a device mesh (mjx_som.sharding.make_mesh); the environments and the replay buffer are
+    split across its `data` axis and everything else is replicated. None: one device, no annotations.
+    """
+
+    def __init__(self, env, agent: Agent, config: TrainerConfig, eval_episodes: int = 16, mesh=None):
+        self.env, self.agent, self.config, self.mesh = env, agent, config, mesh
         self.vec = VecEnv(env, config.num_envs)
         self.eval_vec = VecEnv(env, eval_episodes)
-        self.init = jax.jit(self._init)
-        self.chunk = jax.jit(self._chunk, donate_argnums=0)
         self.evaluate = jax.jit(self._evaluate)
+        if mesh is None:
+            self.shardings = None
+            self.init = jax.jit(self._init)
+            self.chunk = jax.jit(self._chunk, donate_argnums=0)
+        else:
+            abstract = jax.eval_shape(self._init, jax.random.PRNGKey(0))
+            self.shardings = state_shardings(abstract, mesh, config.num_envs, config.buffer_size)
+            self.init = jax.jit(self._init, out_shardings=self.shardings)
+            self.chunk = jax.jit(
+                self._chunk, in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated(mesh)),
+                donate_argnums=0,
+            )  # fmt: skip
+
+    def place(self, state: TrainState) -> TrainState:
+        """state laid out on the mesh (e.g. after restoring a checkpoint)."""
+        return state if self.shardings is None else jax.device_put(state, self.shardings)
+
+    def _constrain(self, state: TrainState) -> TrainState:
+        """Pins the mesh layout inside the scan (env states and replay rows split, the rest replicated)."""
+        if self.shardings is None:
+            return state
+        return jax.lax.with_sharding_constraint(state, self.shardings)
 
     # ----- state ------------------------------------------------------------------------------
     def _init(self, key: jax.Array) -> TrainState:
@@ -193,7 +218,7 @@ class Trainer:
         new_state = TrainState(
             agent_state, env_state, replay, normalizer, key, state.env_steps + cfg.num_envs, skipped, consecutive_skips
         )
-        return new_state, (metrics, stats)
+        return self._constrain(new_state), (metrics, stats)
 
     def _chunk(self, state: TrainState):
         """chunk_iterations iterations; returns (state, metrics dict of scalars). Training metrics

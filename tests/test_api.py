@@ -13,7 +13,7 @@ import envs
 import mjx_som
 from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
-from mjx_som.logging import resolve_wandb_mode
+from mjx_som.logging import read_metrics, resolve_wandb_mode
 from mjx_som.trainer import Trainer
 
 TINY = dict(
@@ -100,6 +100,22 @@ def test_wandb_failure_never_stops_training(monkeypatch, tmp_path):
     assert result.summary["env_steps"] == 1200
 
 
+def test_wandb_log_failure_warns_once_and_training_goes_on(monkeypatch, tmp_path):
+    import wandb
+
+    class FlakyRun:
+        def log(self, *args, **kwargs):
+            raise ConnectionError("network down")
+
+    monkeypatch.setattr(wandb, "init", lambda *args, **kwargs: FlakyRun())
+    with pytest.warns(UserWarning, match="network down") as caught:
+        result = mjx_som.train(
+            "bandit/eight_gaussians", run_dir=str(tmp_path / "f"), **{**TINY, "wandb_mode": "offline"}
+        )
+    assert len([w for w in caught if "W&B disabled" in str(w.message)]) == 1
+    assert result.summary["env_steps"] == 1200 and len(read_metrics(result.run_dir)) == 3
+
+
 def test_wandb_offline_run_logs_with_env_steps(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     result = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "w"), **{**TINY, "wandb_mode": "offline"})
@@ -110,7 +126,7 @@ def test_wandb_offline_run_logs_with_env_steps(tmp_path, monkeypatch):
 BAD_INPUTS = [
     (dict(num_envs=0), "--num-envs must be >= 1, got 0"),
     (dict(total_steps=4), "--total-steps 4 is less than one iteration of --num-envs 8"),
-    (dict(devices=3), "--devices 3: this host has 1 device"),
+    (dict(devices=3), r"--devices 3: 1 device\(s\) are visible; use 0 \(all\) to 1"),
     (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
     (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),

@@ -45,7 +45,7 @@ def make_dacer(config: DACERConfig, spec: EnvSpec) -> Agent:
     def noise_std(state):
         return jnp.exp(state.extra["log_alpha"])
 
-    def extra_update(state, critic_params, batch, key, policy):
+    def extra_update(state, critic_params, batch, key, policy, actor_metrics):
         key_sample, key_noise = jax.random.split(key)
         obs = jnp.repeat(batch.obs[: config.entropy_states], config.entropy_samples, axis=0)
         actions = policy.sample(state.actor_params, obs, key_sample)

@@ -28,23 +28,21 @@ class DPMDConfig(DiffusionConfig):
 
 
 def make_dpmd(config: DPMDConfig, spec: EnvSpec) -> Agent:
-    def targets(state, critic_params, obs, key, policy):
-        action = jax.lax.stop_gradient(policy.greedy(state, obs, key))
-        return action, min_q(config, critic_params, obs, action)
-
     def actor_loss(params, state, critic_params, batch, key, policy):
         key_act, key_loss = jax.random.split(key)
-        action, q = targets(state, critic_params, batch.obs, key_act, policy)
+        action = jax.lax.stop_gradient(policy.greedy(state, batch.obs, key_act))
+        q = min_q(config, critic_params, batch.obs, action)
         z = (q - state.extra["q_mean"]) / state.extra["q_std"]
         weights = jax.lax.stop_gradient(jnp.exp(jnp.clip(z, -3.0, 3.0) / config.temperature))
         loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key_loss, action, weights)
-        return loss, {"weight_mean": jnp.mean(weights)}
+        return loss, {"weight_mean": jnp.mean(weights), "batch_q_mean": jnp.mean(q), "batch_q_std": jnp.std(q)}
 
-    def extra_update(state, critic_params, batch, key, policy):
-        _, q = targets(state, critic_params, batch.obs, key, policy)
+    def extra_update(state, critic_params, batch, key, policy, actor_metrics):
+        """Running estimates of Q's mean and std over the cloned actions."""
+        mean, std = state.extra["q_mean"], state.extra["q_std"]
         stats = {
-            "q_mean": state.extra["q_mean"] + Q_STATS_RATE * (jnp.mean(q) - state.extra["q_mean"]),
-            "q_std": state.extra["q_std"] + Q_STATS_RATE * (jnp.std(q) + 1e-6 - state.extra["q_std"]),
+            "q_mean": mean + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_mean"]) - mean),
+            "q_std": std + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_std"]) + 1e-6 - std),
         }
         return stats, {}
 

@@ -75,7 +75,7 @@ class DiffusionPolicy(NamedTuple):
 
 # actor_loss(actor_params, state, critic_params, batch, key, policy) -> (loss, metrics)
 ActorLoss = Callable[..., tuple]
-# extra_update(state, critic_params, batch, key, policy) -> (extra, metrics)
+# extra_update(state, critic_params, batch, key, policy, actor_metrics) -> (extra, metrics)
 ExtraUpdate = Callable[..., tuple]
 
 
@@ -147,7 +147,7 @@ def make_diffusion_agent(
         state = state.replace(actor_params=optax.apply_updates(state.actor_params, updates), actor_opt=actor_opt)
         metrics.update(actor_metrics, actor_loss=loss)
         if extra_update is not None:
-            extra, extra_metrics = extra_update(state, critic.params, batch, key_extra, policy)
+            extra, extra_metrics = extra_update(state, critic.params, batch, key_extra, policy, actor_metrics)
             state = state.replace(extra=extra)
             metrics.update(extra_metrics)
         return state, metrics

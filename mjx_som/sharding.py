@@ -1,0 +1,72 @@
+"""One program over a device mesh: environments and the replay buffer are split along a `data` axis,
+everything else (networks, optimiser states, normaliser, keys, counters) is replicated.
+
+The trainer's functions keep their single-device (global) meaning: `jax.jit` with these shardings
+lets XLA partition the work and insert the collectives (the mean over the global batch becomes an
+all-reduce of gradients), so a run on K devices computes what the 1-device run computes, up to
+floating-point summation order. Works unchanged over several hosts once `jax.distributed` is
+initialised (launch/run.py's --coordinator / --num-processes / --process-id, or SLURM).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+    """A 1-D mesh over the first num_devices devices (0 = all, over every host)."""
+    devices = jax.devices()
+    count = num_devices or len(devices)
+    if count > len(devices):
+        raise ValueError(f"--devices {count}: only {len(devices)} device(s) are visible")
+    return Mesh(np.asarray(devices[:count]), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def split_leading(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def state_shardings(abstract_state, mesh: Mesh, num_envs: int, capacity: int):
+    """Shardings for a TrainState: env-state leaves (leading axis num_envs) and replay rows (leading
+    axis capacity) split along `data`; every other leaf replicated."""
+
+    def rule(path, leaf):
+        top = path[0].name if hasattr(path[0], "name") else str(path[0])
+        leading = leaf.shape[0] if leaf.ndim else None
+        if top == "env_state" and leading == num_envs:
+            return split_leading(mesh)
+        if top == "replay" and leading == capacity:
+            return split_leading(mesh)
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(rule, abstract_state)
+
+
+def per_device_bytes(abstract_state, shardings, num_devices: int) -> dict[str, int]:
+    """Bytes one device holds of a TrainState laid out by `shardings`, by part: replay, env_states,
+    networks (parameters, targets, optimiser states, normaliser, counters)."""
+    parts = {"replay": 0, "env_states": 0, "networks": 0}
+
+    def add(path, leaf, sharding):
+        top = path[0].name if hasattr(path[0], "name") else str(path[0])
+        part = {"replay": "replay", "env_state": "env_states"}.get(top, "networks")
+        split = sharding.spec != PartitionSpec()
+        parts[part] += leaf.size * leaf.dtype.itemsize // (num_devices if split else 1)
+
+    jax.tree_util.tree_map_with_path(add, abstract_state, shardings)
+    return parts
+
+
+def host_value(x) -> np.ndarray:
+    """A replicated (or single-device) array's value on this host, also when the array spans hosts."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    return np.asarray(x.addressable_shards[0].data)

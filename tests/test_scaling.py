@@ -1,0 +1,59 @@
+"""Multi-device runs (issue 5): the same program on 1, 2 and 4 simulated CPU devices computes the same
+training (the data really split across devices), bad device layouts and oversized states are refused
+before anything compiles."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mjx_som
+from mjx_som import api
+
+TINY = dict(
+    num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
+    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
+    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def multi_device():
+    proc = subprocess.run(
+        [sys.executable, "tests/multi_device_check.py", "1", "2", "4"], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("devices", ["2", "4"])
+def test_sharded_run_matches_one_device(multi_device, devices):
+    one, many = multi_device["1"], multi_device[devices]
+    assert len(one["metrics"]) == len(many["metrics"]) == 3
+    for a, b in zip(one["metrics"], many["metrics"], strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-3, atol=1e-4, err_msg=key)
+    n = int(devices)
+    assert many["replay_obs_devices"] == n and many["replay_obs_shard_rows"] == [1000 // n] * n
+    assert many["env_obs_shard_rows"] == [8 // n] * n and many["actor_replicated"]
+
+
+def test_layouts_that_do_not_divide_are_refused(multi_device):
+    assert multi_device["errors"] == {
+        "num_envs": "--num-envs 6 is not divisible by the device count 4",
+        "buffer": "--buffer-size 1001 is not divisible by the device count 4",
+    }
+
+
+def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch):
+    replay = 1000 * 4 * (2 * 1 + 2 + 2)
+    monkeypatch.setattr(api, "_memory_limit_bytes", lambda: int(replay / 0.8) + 1)  # the replay alone fits
+    with pytest.raises(ValueError, match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
+                                         r".* GiB, networks .* GiB\).*lower --buffer-size or --num-envs, or use more "
+                                         r"--devices"):  # fmt: skip
+        mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "big"), **TINY)
+    assert not os.path.exists(tmp_path / "big")
