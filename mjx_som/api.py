@@ -76,6 +76,8 @@ class RunConfig(TrainerConfig):
     """auto (online when a W&B API key is configured, else offline), online, offline or disabled"""
     wandb_project: str = "mjx_som"
     """W&B project"""
+    wandb_group: str = ""
+    """W&B group (launch/sweep.py sets it to the sweep's name)"""
     coordinator: str = ""
     """multi-host: address host:port of process 0 (with --num-processes, --process-id); SLURM is detected"""
     num_processes: int = 1
@@ -463,7 +465,7 @@ def run(config: RunConfig, env=None) -> TrainResult:
         wandb_run_id, walltime_before = new_wandb_run_id(), 0.0
     logger = RunLogger(
         run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id,
-        enabled=is_main,
+        group=config.wandb_group, enabled=is_main,
     )  # fmt: skip
 
     start = time.perf_counter()

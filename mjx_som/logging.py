@@ -53,7 +53,7 @@ class RunLogger:
 
     def __init__(
         self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str, run_id: str,
-        enabled: bool = True,
+        group: str = "", enabled: bool = True,
     ):  # fmt: skip
         """enabled=False (processes other than 0 of a multi-host run): writes and logs nothing."""
         self.run_dir = run_dir
@@ -66,7 +66,7 @@ class RunLogger:
 
                 self.wandb_run = wandb.init(
                     project=wandb_project, config=config, mode=self.wandb_mode, dir=run_dir, name=run_name,
-                    id=run_id, resume="allow", settings=wandb.Settings(silent=True),
+                    id=run_id, resume="allow", group=group or None, settings=wandb.Settings(silent=True),
                 )  # fmt: skip
             except Exception as e:  # noqa: BLE001 — W&B must never stop training
                 self._wandb_failed(e)

@@ -1,0 +1,70 @@
+"""launch/sweep.py runs a 2 x 2 grid of tiny runs; launch/report.py turns them into the table and plot."""
+
+import json
+import runpy
+import sys
+
+import pytest
+import yaml
+
+TINY_FLAGS = dict(
+    num_envs=8, total_steps=1200, log_every=400, eval_every=400, batch_size=32, learning_starts=64,
+    buffer_size=1000, eval_episodes=8, wandb_mode="disabled",
+    som={"actor_hidden": [16], "critic_hidden": [16], "num_samples": 8, "num_candidates": 4},
+    mfp={"actor_hidden": [16], "critic_hidden": [16], "num_candidates": 4},
+)  # fmt: skip
+
+
+def _flat(flags):
+    out = {}
+    for key, value in flags.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _script(path, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    return runpy.run_path(path, run_name="not_main")["main"](argv)
+
+
+def test_grid_expands_per_algo_axes(tmp_path):
+    sweep = runpy.run_path("launch/sweep.py", run_name="not_main")
+    spec = {"name": "g", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"], "seeds": [0, 1],
+            "grid": {"som.w": [3.0, 5.0], "batch_size": [32, 64]}, "flags": {"progress": False}}  # fmt: skip
+    runs = sweep["expand"](spec, "out")
+    assert len(runs) == (2 * 2 + 2) * 2  # som: w x batch; mfp: batch only; x 2 seeds
+    som = next(r for r in runs if "-som-" in r["run_dir"])
+    assert som["run_dir"] == "out/bandit_eight_gaussians-som-w=3.0-batch_size=32-s0"
+    assert som["args"][som["args"].index("--som.w") : som["args"].index("--som.w") + 2] == ["--som.w", "3.0"]
+    assert "--no-progress" in som["args"] and som["args"][-2:] == ["--wandb-group", "g"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "envs": ["a"], "algos": ["som"], "algo": 1}))
+    with pytest.raises(ValueError, match=r"unknown keys \['algo'\]"):
+        sweep["load_grid"](str(bad))
+
+
+def test_sweep_then_report(tmp_path, monkeypatch):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"name": "tiny", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"],
+                                    "seeds": [0, 1], "flags": _flat(TINY_FLAGS)}))  # fmt: skip
+    out = tmp_path / "sweep"
+    code = _script("launch/sweep.py", [str(grid), "--out", str(out), "--parallel", "2"], monkeypatch)
+    assert code == 0, [p.read_text()[-2000:] for p in (out / "logs").iterdir()]
+    run_dirs = sorted(p for p in out.iterdir() if p.name != "logs")
+    assert [p.name for p in run_dirs] == [
+        "bandit_eight_gaussians-mfp-s0", "bandit_eight_gaussians-mfp-s1",
+        "bandit_eight_gaussians-som-s0", "bandit_eight_gaussians-som-s1",
+    ]  # fmt: skip
+    assert json.loads((run_dirs[0] / "config.json").read_text())["wandb_group"] == "tiny"
+    report_dir = tmp_path / "report"
+    report = _script("launch/report.py", [*map(str, out.iterdir()), "--out", str(report_dir)], monkeypatch)
+    entries = report["bandit/eight_gaussians"]
+    assert set(entries) == {"som", "mfp"} and all(e["seeds"] == 2 for e in entries.values())
+    summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs if "-som-" in d.name]
+    assert entries["som"]["final_mean"] == pytest.approx(sum(s["eval/episode_return"] for s in summaries) / 2)
+    table = (report_dir / "table.md").read_text()
+    assert "| bandit/eight_gaussians | som |" in table and "modes [" in table
+    assert (report_dir / "curves.png").stat().st_size > 0
