@@ -195,7 +195,7 @@ def init_distributed(coordinator: str = "", num_processes: int = 1, process_id: 
 
 
 def _memory_limit_bytes() -> int:
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"])
     return int(psutil.virtual_memory().available)

@@ -12,6 +12,7 @@ import pytest
 
 import mjx_som
 from mjx_som import api
+from mjx_som.logging import read_metrics
 
 TINY = dict(
     num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
@@ -57,3 +58,44 @@ def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch)
                                          r"--devices"):  # fmt: skip
         mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "big"), **TINY)
     assert not os.path.exists(tmp_path / "big")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_run_the_same_training(tmp_path):
+    """launch/run.py as 2 processes x 2 simulated devices (jax.distributed over localhost, gloo
+    collectives): process 0 alone writes the run files, and the training matches the 1-device run."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+               JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")  # fmt: skip
+    run_dir, port = tmp_path / "two_hosts", _free_port()
+    flags = ["--env", "bandit/eight_gaussians", "--coordinator", f"localhost:{port}", "--num-processes", "2",
+             "--num-envs", "8", "--total-steps", "1200", "--log-every", "400", "--batch-size", "32",
+             "--learning-starts", "64", "--buffer-size", "1000", "--eval-episodes", "8", "--no-progress",
+             "--wandb-mode", "disabled", "--run-dir", str(run_dir), "--som.actor-hidden", "16",
+             "--som.critic-hidden", "16", "--som.num-samples", "8", "--som.num-candidates", "4"]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "launch/run.py", *flags, "--process-id", str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["num_devices"] == 4 and summary["num_processes"] == 2
+    records = read_metrics(str(run_dir))
+    assert len(records) == 3  # written once, by process 0
+    single = read_metrics(mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "one"), **TINY).run_dir)
+    for record, reference in zip(records, single, strict=True):
+        for key in (k for k in reference if k.startswith("train/") and k != "train/env_steps_per_s"):
+            np.testing.assert_allclose(record[key], reference[key], rtol=1e-3, atol=1e-4, err_msg=key)
