@@ -336,7 +336,7 @@ def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
     """The bytes per device of the whole training state (replay, env states, networks and optimiser
     states), from the trainer's abstract state; a ValueError naming the flags to change when it
     exceeds 80% of a device's memory. (Activations of the updates come on top.)"""
-    abstract = jax.eval_shape(trainer._init, jax.random.PRNGKey(0))
+    abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
     shardings = trainer.shardings or jax.tree.map(lambda _: replicated(make_mesh(1)), abstract)
     plan = per_device_bytes(abstract, shardings, num_devices)
     limit, total = _memory_limit_bytes(), sum(plan.values())

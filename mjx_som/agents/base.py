@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import optax
+
+from mjx_som.critic import CriticConfig
+
 
 @dataclass(frozen=True)
 class EnvSpec:
@@ -31,3 +35,34 @@ class Agent(NamedTuple):
     act: Callable
     update: Callable
     sample: Callable
+
+
+@dataclass(frozen=True)
+class GenerativeActorConfig(CriticConfig):
+    """What every generative actor with best-of-N selection shares (SOM, MFP and the diffusion
+    baselines): the critic's settings and these."""
+
+    num_candidates: int = 32
+    """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""
+    explore_noise: float = 0.1
+    """std of the Gaussian noise added to the selected action while training"""
+    actor_hidden: tuple[int, ...] = (256, 256, 256)
+    """widths of the actor network's hidden layers"""
+    actor_lr: float = 3e-4
+    """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
+    actor_lr_final: float = 3e-5
+    """actor learning rate at the end of the run"""
+
+    def validate(self) -> None:
+        if self.num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
+        for name in ("actor_lr", "critic_lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def actor_optimizer(self, total_updates: int) -> optax.GradientTransformation:
+        """Adam with the learning rate decaying from actor_lr to actor_lr_final over the run (cosine)."""
+        schedule = optax.cosine_decay_schedule(
+            self.actor_lr, max(total_updates, 1), alpha=self.actor_lr_final / self.actor_lr
+        )
+        return optax.adam(schedule)

@@ -16,41 +16,28 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.critic import CriticConfig, CriticState, best_of_n, critic_init, critic_update
+from mjx_som.agents.base import Agent, EnvSpec, GenerativeActorConfig
+from mjx_som.critic import CriticState, best_of_n, critic_init, critic_update
 from mjx_som.diffusion import Schedule, ddpm_schedule, reverse_sample
 from mjx_som.networks import VelocityNet
 from mjx_som.replay import Transition
 
 
 @dataclass(frozen=True)
-class DiffusionConfig(CriticConfig):
-    """The critic's settings and the diffusion actor's."""
+class DiffusionConfig(GenerativeActorConfig):
+    """The critic's and the actor's settings (GenerativeActorConfig), and the diffusion's."""
 
     diffusion_steps: int = 20
     """T: denoising steps per sample"""
-    num_candidates: int = 32
-    """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""
-    explore_noise: float = 0.1
-    """std of the Gaussian noise added to the selected action while training"""
-    actor_hidden: tuple[int, ...] = (256, 256, 256)
-    """widths of the noise network's hidden layers"""
-    actor_lr: float = 3e-4
-    """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
-    actor_lr_final: float = 3e-5
-    """actor learning rate at the end of the run"""
     beta_min: float = 0.1
     """VP schedule beta at t = 0 (as SOM's)"""
     beta_max: float = 20.0
     """VP schedule beta at t = 1"""
 
     def validate(self) -> None:
-        for name in ("diffusion_steps", "num_candidates"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("actor_lr", "critic_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        GenerativeActorConfig.validate(self)
+        if self.diffusion_steps < 1:
+            raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
 
 
 @struct.dataclass
@@ -92,11 +79,7 @@ def make_diffusion_agent(
     config.validate()
     net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
     schedule = ddpm_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
-    optimizer = optax.adam(
-        optax.cosine_decay_schedule(
-            config.actor_lr, max(spec.total_updates, 1), alpha=config.actor_lr_final / config.actor_lr
-        )
-    )
+    optimizer = config.actor_optimizer(spec.total_updates)
 
     def init(key) -> DiffusionState:
         key_actor, key_critic = jax.random.split(key)

@@ -15,23 +15,17 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.critic import CriticConfig, CriticState, best_of_n, critic_init, critic_update
+from mjx_som.agents.base import Agent, EnvSpec, GenerativeActorConfig
+from mjx_som.critic import CriticState, best_of_n, critic_init, critic_update
 from mjx_som.meanflow import MeanFlowConfig, meanflow_loss, one_step_sample
 from mjx_som.networks import VelocityNet
 from mjx_som.replay import Transition
 
 
 @dataclass(frozen=True)
-class OneStepConfig(CriticConfig, MeanFlowConfig):
-    """The critic's and the MeanFlow loss's settings, and the actor's below."""
+class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
+    """The critic's, the actor's (GenerativeActorConfig) and the MeanFlow loss's settings."""
 
-    num_candidates: int = 32
-    """N: one-step candidates per state, for acting and for the critic target"""
-    explore_noise: float = 0.1
-    """std of the Gaussian noise added to the selected action while training"""
-    actor_hidden: tuple[int, ...] = (256, 256, 256)
-    """widths of the MeanFlow network's hidden layers"""
     actor_lr: float = 1e-3
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
     actor_lr_final: float = 1e-4
@@ -41,13 +35,6 @@ class OneStepConfig(CriticConfig, MeanFlowConfig):
 
     def meanflow_config(self) -> MeanFlowConfig:
         return project(self, MeanFlowConfig)
-
-    def validate(self) -> None:
-        if self.num_candidates < 1:
-            raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
-        for name in ("actor_lr", "critic_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 def project(config, cls):
@@ -80,11 +67,7 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
     config.validate()
     meanflow_config = config.meanflow_config()
     actor_net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
-    actor_optimizer = optax.adam(
-        optax.cosine_decay_schedule(
-            config.actor_lr, max(spec.total_updates, 1), alpha=config.actor_lr_final / config.actor_lr
-        )
-    )
+    actor_optimizer = config.actor_optimizer(spec.total_updates)
 
     def init(key) -> OneStepState:
         key_actor, key_critic = jax.random.split(key)
