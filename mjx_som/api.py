@@ -194,6 +194,29 @@ def init_distributed(coordinator: str = "", num_processes: int = 1, process_id: 
         jax.distributed.initialize()
 
 
+def parse_settings(items: list[str]) -> dict:
+    """["total_steps=8192", "actor_hidden=[64, 64]"] -> {"total_steps": 8192, "actor_hidden": (64, 64)}
+    (values in YAML syntax; lists become tuples), for apply_overrides."""
+    import yaml
+
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE, e.g. actor_hidden=[64,64]")
+        settings[key.replace("-", "_")] = _tuples(yaml.safe_load(text))
+    return settings
+
+
+def _tuples(value):
+    """Lists (at any depth, also inside dicts) as tuples: config fields hold tuples."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k.replace("-", "_"): _tuples(v) for k, v in value.items()}
+    return value
+
+
 def _memory_limit_bytes() -> int:
     stats = jax.local_devices()[0].memory_stats() or {}
     if "bytes_limit" in stats:

@@ -24,6 +24,7 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som,dacer", "--batch-sizes", "1,8",
                          "--num-envs", "8", "--repeats", "3", "--loop-iterations", "2", "--loop-repeats", "1",
                          "--buffer-size", "1000", "--scaling", "8", "--scaling-baseline", "dacer",
+                         "--set", "actor_hidden=[32]", "--set", "critic_hidden=[32]",
                          "--json", str(out), "--out-dir", str(tmp_path)])  # fmt: skip
     records = json.loads(out.read_text())
     algo_rows = [r for r in records if r["kind"] == "algo"]
