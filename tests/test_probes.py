@@ -50,7 +50,8 @@ def test_estimated_score_points_like_the_analytic_one_near_the_modes():
 def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     out = tmp_path / "probes"
     argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som", "--seeds", "0",
-            "--set", "total_steps=8192", "--set", "log_every=4096", "--set", "som={actor_hidden: [32], critic_hidden: [32]}"]  # fmt: skip
+            "--set", "total_steps=8192", "--set", "log_every=4096",
+            "--set", "som={actor_hidden: [32], critic_hidden: [32]}"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["probes.py", *argv])
     results = runpy.run_path("launch/probes.py", run_name="not_main")["main"](argv)
     assert set(results) == {"score", "ablation", "learned"}
