@@ -24,7 +24,7 @@ def test_brax_ppo_trains_on_our_env(brax_on_current_jax):
     progress = []
     make_policy, params, metrics = ppo.train(
         environment=env,
-        num_timesteps=20_000,
+        num_timesteps=8_000,
         episode_length=100,
         num_envs=16,
         batch_size=16,
@@ -39,4 +39,5 @@ def test_brax_ppo_trains_on_our_env(brax_on_current_jax):
     )
     assert len(progress) == 2
     assert all(np.isfinite(r) for _, r in progress)
-    assert progress[-1][1] > 1.0  # the pendulum stays up for more than one step under brax's policy
+    # the pendulum stays up longer under brax's trained policy than under its initial one (4.5 -> 15.3 steps)
+    assert progress[-1][1] > progress[0][1] > 1.0, progress
