@@ -23,6 +23,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from mjx_som.logging import flatten_config, read_metrics
+
 # Table 1 of the SOM paper (arXiv 2605.23365): final return, mean ± std over seeds.
 PAPER = {
     "Ant-v4": ("7033.5 ± 304.2", "DACER 6953.5 ± 1029.7"),
@@ -35,14 +37,9 @@ IGNORED = {"seed", "run_dir", "resume", "progress", "wandb_mode", "wandb_project
            "process_id", "num_processes"}  # fmt: skip
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value)
-    return out
+def _comparable(config: dict) -> dict:
+    """Dotted setting names -> JSON text of the value (hashable, for comparing runs)."""
+    return {k: json.dumps(v) for k, v in flatten_config(config).items()}
 
 
 def load_runs(run_dirs: list[str]) -> list[dict]:
@@ -53,8 +50,7 @@ def load_runs(run_dirs: list[str]) -> list[dict]:
             continue
         with open(paths[0]) as f:
             config = json.load(f)
-        with open(paths[1]) as f:
-            metrics = [json.loads(line) for line in f if line.strip()]
+        metrics = read_metrics(run_dir)
         summary_path = os.path.join(run_dir, "summary.json")
         summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}  # noqa: SIM115
         evals = [(m["env_steps"], m["walltime_s"], m["eval/episode_return"]) for m in metrics
@@ -72,7 +68,7 @@ def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
         by_env_algo[(run["config"]["env"], run["config"]["algo"])].append(run)
     groups = {}
     for (env, algo), members in by_env_algo.items():
-        flats = [_flatten({k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or
+        flats = [_comparable({k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or
                  not isinstance(v, dict))}) for m in members]  # fmt: skip
         varying = sorted(k for k in flats[0] if len({f.get(k) for f in flats}) > 1)
         for member, flat in zip(members, flats, strict=True):

@@ -41,6 +41,7 @@ from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.logging import (
     Progress,
     RunLogger,
+    flatten_config,
     new_wandb_run_id,
     plot_bandit_transport,
     plot_returns,
@@ -309,23 +310,13 @@ def load_config(run_dir: str) -> RunConfig:
 RESUME_MAY_CHANGE = ("resume", "run_dir", "progress", "wandb_mode", "coordinator", "process_id")
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def check_resume(config: RunConfig) -> RunConfig:
     """The config of a resumed run once it is shown to match the saved one and a checkpoint exists;
     otherwise a ValueError naming the differing flags. The run continues in the resume directory
     (wherever config.json says it was first written: run directories may be moved)."""
     run_dir = config.resume
-    saved = _flatten(config_to_dict(load_config(run_dir)))
-    given = _flatten(config_to_dict(config))
+    saved = flatten_config(config_to_dict(load_config(run_dir)))
+    given = flatten_config(config_to_dict(config))
     differ = [
         k for k in sorted(saved.keys() | given.keys()) if k not in RESUME_MAY_CHANGE and saved.get(k) != given.get(k)
     ]
@@ -359,7 +350,7 @@ def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
     """The bytes per device of the whole training state (replay, env states, networks and optimiser
     states), from the trainer's abstract state; a ValueError naming the flags to change when it
     exceeds 80% of a device's memory. (Activations of the updates come on top.)"""
-    abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    abstract = trainer.abstract_state
     shardings = trainer.shardings or jax.tree.map(lambda _: replicated(make_mesh(1)), abstract)
     plan = per_device_bytes(abstract, shardings, num_devices)
     limit, total = _memory_limit_bytes(), sum(plan.values())
@@ -475,7 +466,7 @@ def run(config: RunConfig, env=None) -> TrainResult:
     key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
     last_eval = {}
     if resuming:
-        state, meta = checkpointer.restore(jax.eval_shape(trainer.init, key_init))
+        state, meta = checkpointer.restore(trainer.abstract_state)
         state = trainer.place(state)
         records = _truncate_metrics(run_dir, meta["env_steps"]) if is_main else []
         evals = [r for r in records if r.get("eval/episode_return") is not None]

@@ -58,7 +58,7 @@ class Checkpointer:
 
     def restore(self, abstract_state, step: int | None = None):
         """(state, meta) of the given or latest step; abstract_state: the TrainState's shapes and
-        dtypes (jax.eval_shape of the trainer's init)."""
+        dtypes (the trainer's abstract_state)."""
         step = self.latest_step() if step is None else step
         abstract_leaves, treedef = jax.tree.flatten(jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state))
         args = ocp.args.Composite(

@@ -96,6 +96,17 @@ class RunLogger:
                 self._wandb_failed(e)
 
 
+def flatten_config(values: dict, prefix: str = "") -> dict:
+    """{"som": {"w": 5}} -> {"som.w": 5}: a config dict with dotted names for nested settings."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def read_metrics(run_dir: str) -> list[dict]:
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]

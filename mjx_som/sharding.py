@@ -34,12 +34,17 @@ def split_leading(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def _top_field(path) -> str:
+    """The TrainState field a leaf's key path starts in (e.g. "replay", "env_state")."""
+    return path[0].name if hasattr(path[0], "name") else str(path[0])
+
+
 def state_shardings(abstract_state, mesh: Mesh, num_envs: int, capacity: int):
     """Shardings for a TrainState: env-state leaves (leading axis num_envs) and replay rows (leading
     axis capacity) split along `data`; every other leaf replicated."""
 
     def rule(path, leaf):
-        top = path[0].name if hasattr(path[0], "name") else str(path[0])
+        top = _top_field(path)
         leading = leaf.shape[0] if leaf.ndim else None
         if top == "env_state" and leading == num_envs:
             return split_leading(mesh)
@@ -56,8 +61,7 @@ def per_device_bytes(abstract_state, shardings, num_devices: int) -> dict[str, i
     parts = {"replay": 0, "env_states": 0, "networks": 0}
 
     def add(path, leaf, sharding):
-        top = path[0].name if hasattr(path[0], "name") else str(path[0])
-        part = {"replay": "replay", "env_state": "env_states"}.get(top, "networks")
+        part = {"replay": "replay", "env_state": "env_states"}.get(_top_field(path), "networks")
         split = sharding.spec != PartitionSpec()
         parts[part] += leaf.size * leaf.dtype.itemsize // (num_devices if split else 1)
 

@@ -12,6 +12,7 @@ never an algorithm.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -102,13 +103,17 @@ class Trainer:
             self.init = jax.jit(self._init)
             self.chunk = jax.jit(self._chunk, donate_argnums=0)
         else:
-            abstract = jax.eval_shape(self._init, jax.random.PRNGKey(0))
-            self.shardings = state_shardings(abstract, mesh, config.num_envs, config.buffer_size)
+            self.shardings = state_shardings(self.abstract_state, mesh, config.num_envs, config.buffer_size)
             self.init = jax.jit(self._init, out_shardings=self.shardings)
             self.chunk = jax.jit(
                 self._chunk, in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated(mesh)),
                 donate_argnums=0,
             )  # fmt: skip
+
+    @functools.cached_property
+    def abstract_state(self) -> TrainState:
+        """The TrainState's shapes and dtypes (traced once; they do not depend on the key)."""
+        return jax.eval_shape(self._init, jax.random.PRNGKey(0))
 
     def place(self, state: TrainState) -> TrainState:
         """state laid out on the mesh (e.g. after restoring a checkpoint)."""
