@@ -53,13 +53,14 @@ def make(name: str, **overrides) -> Env:
 
     MuJoCo tasks accept ``solver="newton"|"cg"``, ``iterations``, ``ls_iterations``, ``cone`` and
     any task attribute (e.g. ``ctrl_cost_weight=0.05``); bandits accept their builder's
-    keyword arguments.
+    keyword arguments and ``reward_noise`` (std of Gaussian noise on observed rewards).
     """
     if name in MUJOCO_TASKS:
         solver_keys = {k: overrides.pop(k) for k in ("solver", "iterations", "ls_iterations", "cone") if k in overrides}
         return MUJOCO_TASKS[name](solver=SolverSettings(**solver_keys), **overrides)
     if name in bandits.BANDITS:
-        return bandits.BANDITS[name](**overrides)
+        reward_noise = overrides.pop("reward_noise", 0.0)
+        return bandits.BANDITS[name](**overrides).with_reward_noise(reward_noise)
     raise ValueError(f"unknown env {name!r}; valid names: {', '.join(names())}")
 
 

@@ -25,12 +25,21 @@ class Bandit(Env):
     low, high: the action box; the agent's [-1, 1]^2 maps linearly onto it.
     modes: [M, 2] centres of the high-reward modes (for coverage metrics), or None.
     mode_radius: a sample within this distance of a centre is in that mode.
+    reward_noise: std of Gaussian noise added to every observed reward (reward_fn stays noise-free).
+    name: how runs call it (config.json's env).
     """
 
     episode_length = 1
 
-    def __init__(self, reward_fn: RewardFn, low=-1.0, high=1.0, modes=None, mode_radius: float = 0.2):
+    def __init__(
+        self, reward_fn: RewardFn, low=-1.0, high=1.0, modes=None, mode_radius: float = 0.2,
+        reward_noise: float = 0.0, name: str = "Bandit",
+    ):  # fmt: skip
+        if reward_noise < 0:
+            raise ValueError(f"reward_noise must be >= 0, got {reward_noise}")
         self.reward_fn = reward_fn
+        self.reward_noise = float(reward_noise)
+        self.name = name
         self.low = jnp.broadcast_to(jnp.asarray(low, jnp.float32), (2,))
         self.high = jnp.broadcast_to(jnp.asarray(high, jnp.float32), (2,))
         if not bool(jnp.all(self.high > self.low)):
@@ -54,16 +63,27 @@ class Bandit(Env):
         """Maps [-1, 1]^2 (clipped) onto [low, high]^2."""
         return scale_to_box(action, self.low, self.high)
 
+    def with_reward_noise(self, scale: float) -> Bandit:
+        """A copy whose observed rewards carry N(0, scale^2) noise, named '<name>+reward_noise=<scale>'."""
+        base = self.name.split("+reward_noise=")[0]
+        name = base if scale == 0 else f"{base}+reward_noise={scale:g}"
+        return Bandit(self.reward_fn, self.low, self.high, self.modes, self.mode_radius, scale, name)
+
     def reset(self, rng: jax.Array) -> State:
         obs = jnp.zeros((1,), jnp.float32)
         zero = jnp.zeros((), jnp.float32)
         info = {"terminated": zero, "truncated": zero, "final_obs": obs}
+        if self.reward_noise > 0:
+            info["noise_rng"] = rng  # advanced on every step (a bandit's info survives its auto-resets)
         return State(pipeline_state=None, obs=obs, reward=zero, done=zero, metrics={}, info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
         reward = jnp.asarray(self.reward_fn(self.scale_action(action)), jnp.float32)
         one = jnp.ones((), jnp.float32)
         info = {**state.info, "terminated": one, "truncated": jnp.zeros_like(one), "final_obs": state.obs}
+        if self.reward_noise > 0:
+            info["noise_rng"], key = jax.random.split(state.info["noise_rng"])
+            reward = reward + self.reward_noise * jax.random.normal(key, ())
         return state.replace(reward=reward, done=one, info=info)
 
     def mode_stats(self, actions: jax.Array) -> dict[str, float]:
@@ -95,7 +115,7 @@ def eight_gaussians(radius: float = 0.7, width: float = 0.1, high: float = 1.0, 
         sq = jnp.sum(jnp.square(a[None, :] - centres), axis=-1)
         return jnp.max(heights * jnp.exp(-0.5 * sq / width**2))
 
-    return Bandit(reward_fn, -1.0, 1.0, modes=centres[::2], mode_radius=2 * width)
+    return Bandit(reward_fn, -1.0, 1.0, modes=centres[::2], mode_radius=2 * width, name="bandit/eight_gaussians")
 
 
 def two_moons(width: float = 0.08) -> Bandit:
@@ -124,7 +144,7 @@ def two_moons(width: float = 0.08) -> Bandit:
     angles = np.deg2rad([30.0, 90.0, 150.0])
     unit = np.stack([np.cos(angles), np.sin(angles)], axis=-1)
     modes = np.concatenate([centre_upper + arc_radius * unit, centre_lower - arc_radius * unit])
-    return Bandit(reward_fn, -1.0, 1.0, modes=modes, mode_radius=0.2)
+    return Bandit(reward_fn, -1.0, 1.0, modes=modes, mode_radius=0.2, name="bandit/two_moons")
 
 
 def checkerboard(cells: int = 4, sharpness: float = 10.0) -> Bandit:
@@ -137,7 +157,7 @@ def checkerboard(cells: int = 4, sharpness: float = 10.0) -> Bandit:
 
     centres = -1.0 + cell * (np.stack(np.meshgrid(np.arange(cells), np.arange(cells)), -1).reshape(-1, 2) + 0.5)
     high = (np.floor((centres[:, 0] + 1) / cell) + np.floor((centres[:, 1] + 1) / cell)) % 2 == 0
-    return Bandit(reward_fn, -1.0, 1.0, modes=centres[high], mode_radius=cell / 2)
+    return Bandit(reward_fn, -1.0, 1.0, modes=centres[high], mode_radius=cell / 2, name="bandit/checkerboard")
 
 
 BANDITS = {

@@ -3,6 +3,7 @@
     python launch/probes.py                       # everything; the learned probes take long on a CPU
     python launch/probes.py --probes score,ablation          # the estimator probes only (minutes on a CPU)
     python launch/probes.py --probes learned --methods som,mfp --seeds 0,1,2 --bandits bandit/eight_gaussians
+    python launch/probes.py --probes noise,qdiag     # critic-noise robustness; Q diagnostics on HalfCheetah
 
 Probes (each writes PNGs into --out and its numbers into --out/probes.json):
 - score: SOM's estimated score (the denoising estimator, mjx_som/score.py) against the analytic noised
@@ -11,8 +12,17 @@ Probes (each writes PNGs into --out and its numbers into --out/probes.json):
 - ablation: the transport performed by the estimated velocity field itself, integrated from noise with
   the TRUE reward as Q (no learning): mode coverage as a function of K (Monte-Carlo proposals) and
   alpha (inverse temperature), and the paper's literal estimator (idem, VP path) as a function of w.
-- learned: training runs (mjx_som.train, the bandit preset and any --set) per bandit, method
-  and seed: the transport picture of each method (seed 0) and a coverage table, mean ± std over seeds.
+- learned: training runs (the bandit preset and any --set) per bandit, method and seed: a coverage
+  table (mean ± std over seeds) and per bandit one transport picture, every method side by side:
+  where each raw map sends a grid of noise points (seed 0).
+- noise: SOM trained with Gaussian noise of several scales on the observed rewards: coverage per
+  scale, the learned Q field against the true reward, and the target velocity the learned Q induces
+  against the one the true reward induces (cosine, several t), with a picture of both fields.
+- qdiag: Q diagnostics on a locomotion task from checkpoints: SOM's and MFP's N candidates on shared
+  states scored by each run's critic (box plots of the mean and std of Q per state) and a PCA of the
+  candidates (--qdiag-runs compares any runs instead of training its own).
+
+Training runs go to --runs (default OUT/runs); a finished run with the same config is reused.
 """
 
 from __future__ import annotations
@@ -29,13 +39,25 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-import mjx_som
-from mjx_som.api import parse_settings
+from mjx_som import agents
+from mjx_som.api import check_resume, load, parse_settings, resolve_config, run
 from mjx_som.logging import pyplot
-from mjx_som.probes import cosine, estimated_score, gmm_log_density, gmm_noised_score, integrate_field
+from mjx_som.probes import (
+    candidates,
+    cosine,
+    estimated_score,
+    gmm_log_density,
+    gmm_noised_score,
+    integrate_field,
+    noise_grid,
+    pca_2d,
+    q_values,
+    transport,
+    velocity_field,
+)  # fmt: skip
 from mjx_som.score import ScoreConfig, path_coefficients
 
-PROBES = ("score", "ablation", "learned")
+PROBES = ("score", "ablation", "learned", "noise", "qdiag")
 
 
 def probe_score(out: str, quick: bool) -> dict:
@@ -135,38 +157,269 @@ def probe_ablation(out: str, quick: bool) -> dict:
     return {"samples": samples, "euler_steps": steps, "settings": results}
 
 
-def probe_learned(out: str, bandits: list[str], methods: list[str], seeds: list[int], settings: dict) -> dict:
-    """Training runs: coverage per (bandit, method) over seeds, and each method's transport picture.
-    settings: overrides of the bandit preset (mjx_som.train's keyword arguments)."""
+def train_or_reuse(env, algo: str, run_dir: str, **settings) -> dict:
+    """The summary of a finished run of (env, algo, settings) in run_dir, trained now unless run_dir
+    already holds one with the same config (so an interrupted probe sweep picks up where it stopped)."""
+    config = resolve_config(env, algo, run_dir=run_dir, progress=False, wandb_mode="disabled", **settings)
+    summary_path = os.path.join(run_dir, "summary.json")
+    if os.path.exists(summary_path):
+        try:
+            check_resume(dataclasses.replace(config, resume=run_dir))
+            with open(summary_path) as f:
+                summary = json.load(f)
+            if summary["env_steps"] >= config.total_steps and not summary["interrupted"]:
+                print(f"reusing {run_dir}", flush=True)
+                return summary
+        except ValueError:
+            pass
+        shutil.rmtree(run_dir)  # a different or unfinished run of the probe's own folder
+    return run(config, env=None if isinstance(env, str) else env).summary
+
+
+def run_path(runs: str, env_name: str, algo: str, seed: int) -> str:
+    return os.path.join(runs, f"{env_name.replace('/', '_').replace('+', '_')}-{algo}-s{seed}")
+
+
+def mean_std(summaries: list[dict], keys) -> dict:
+    values = {k: np.asarray([s[k] for s in summaries], float) for k in keys}
+    return {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+
+
+COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction")
+
+
+def reward_image(bandit, side: int = 161) -> np.ndarray:
+    """The bandit's reward on a side x side grid over its box (rows = y), for imshow."""
+    axis = jnp.linspace(-1.0, 1.0, side)
+    xy = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
+    return np.asarray(jax.vmap(lambda a: bandit.reward_fn(bandit.scale_action(a)))(xy)).reshape(side, side)
+
+
+def noise_colours(noise: np.ndarray, radius: float) -> np.ndarray:
+    """RGB per 2-D noise point: hue = its angle, brightness falls with its radius."""
+    from matplotlib.colors import hsv_to_rgb
+
+    hue = (np.arctan2(noise[:, 1], noise[:, 0]) / (2 * np.pi)) % 1.0
+    r = np.linalg.norm(noise, axis=-1) / radius
+    return hsv_to_rgb(np.stack([hue, np.clip(0.3 + r, 0, 1), np.clip(1.0 - 0.5 * r, 0.3, 1)], -1))
+
+
+def plot_transport_maps(path: str, bandit, loaded: dict, coverage: dict, side: int) -> None:
+    """One row: the noise grid, then per method where its raw map sends each grid point (colour = the
+    point's place in the noise disc) over the reward heat map; titles give seed 0's coverage."""
+    radius = 2.5
+    noise = noise_grid(side, radius)
+    noise = noise[jnp.linalg.norm(noise, axis=-1) <= radius]
+    colours = noise_colours(np.asarray(noise), radius)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 1 + len(loaded), figsize=(3.6 * (1 + len(loaded)), 3.8), squeeze=False)
+    axes[0][0].scatter(noise[:, 0], noise[:, 1], s=6, c=colours)
+    axes[0][0].set_title("noise grid (N(0, I) points)", fontsize=9)
+    axes[0][0].set_aspect("equal")
+    heat = reward_image(bandit)
+    for ax, (method, run_) in zip(axes[0][1:], loaded.items(), strict=True):
+        actions = np.asarray(bandit.scale_action(transport(run_, noise, jax.random.PRNGKey(0))))
+        ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
+        ax.scatter(actions[:, 0], actions[:, 1], s=4, c=colours, alpha=0.8)
+        for centre in bandit.modes:
+            ax.add_patch(plt.Circle(centre, bandit.mode_radius, fill=False, color="red", lw=0.8))
+        c = coverage[method]
+        ax.set_title(f"{method}: {c['modes_covered']} / {c['num_high_modes']} modes, {c['high_reward_fraction']:.2f} "
+                     f"in them", fontsize=9)  # fmt: skip
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_aspect("equal")
+    fig.suptitle(f"{bandit.name}: where each raw map sends a grid of noise points (seed 0)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def probe_learned(out, runs, bandits, methods, seeds, settings, quick) -> dict:
+    """Training runs: coverage per (bandit, method) over seeds (mean ± std) and one transport picture
+    per bandit with every method side by side (seed 0). settings: overrides of the bandit preset."""
     results = {}
-    for bandit in bandits:
+    for bandit_name in bandits:
+        bandit = envs.make(bandit_name)
+        first = {}
         for method in methods:
-            runs = []
+            summaries = []
             for seed in seeds:
-                run_dir = os.path.join(out, "runs", f"{bandit.replace('/', '_')}-{method}-s{seed}")
-                start = time.perf_counter()
-                result = mjx_som.train(bandit, algo=method, seed=seed, run_dir=run_dir, progress=False,
-                                       wandb_mode="disabled", **settings)  # fmt: skip
-                runs.append({**{k: result.summary[k] for k in ("modes_covered", "high_reward_fraction",
-                             "bon_modes_covered", "bon_high_reward_fraction", "env_steps")},
-                             "walltime_s": time.perf_counter() - start})  # fmt: skip
-                if seed == seeds[0]:
-                    name = f"transport_{bandit.split('/')[-1]}_{method}.png"
-                    shutil.copy(os.path.join(run_dir, "returns.png"), os.path.join(out, name))
-            summary = {}
-            for key in ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):
-                values = np.asarray([r[key] for r in runs], float)
-                summary[key] = {"mean": float(values.mean()), "std": float(values.std())}
-            results[f"{bandit} {method}"] = {
-                "runs": runs,
-                **summary,
-                "num_high_modes": envs.make(bandit).modes.shape[0],
-            }
+                summary = train_or_reuse(bandit_name, method, run_path(runs, bandit_name, method, seed), seed=seed,
+                                         **settings)  # fmt: skip
+                summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s", "num_high_modes")})
+            first[method] = summaries[0]
+            results[f"{bandit_name} {method}"] = {
+                "runs": summaries, **mean_std(summaries, COVERAGE_KEYS), "num_high_modes": bandit.modes.shape[0],
+            }  # fmt: skip
+        loaded = {m: load(run_path(runs, bandit_name, m, seeds[0])) for m in methods}
+        name = f"transport_{bandit_name.split('/')[-1]}.png"
+        plot_transport_maps(os.path.join(out, name), bandit, loaded, first, 15 if quick else 41)
     return results
+
+
+def bandit_q(bandit, reward_scale: float):
+    """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
+    return jax.vmap(lambda a: reward_scale * bandit.reward_fn(bandit.scale_action(a)))
+
+
+def probe_noise(out, runs, bandit_name, scales, seeds, settings, quick) -> dict:
+    """SOM trained on observed rewards with N(0, scale^2) noise: per scale, coverage over seeds, the
+    learned Q against the true reward, and the target velocity the learned Q induces against the one
+    the true reward induces (mean cosine on a grid of a_t, per t). Picture: per scale (rows) the learned
+    Q field, the induced velocity at a few t and the raw map's samples."""
+    base = envs.make(bandit_name)
+    times = (0.2, 0.6) if quick else (0.1, 0.3, 0.6)
+    side = 9 if quick else 25
+    axis = jnp.linspace(-1.0, 1.0, side)
+    box = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)  # agent coordinates
+    points = 1.5 * box  # where a_t lives (wider than the box at larger t)
+    results, rows = {}, []
+    for scale in scales:
+        bandit = base.with_reward_noise(scale)
+        summaries = []
+        for seed in seeds:
+            summary = train_or_reuse(bandit, "som", run_path(runs, bandit.name, "som", seed), seed=seed, **settings)
+            summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s")})
+        run_ = load(run_path(runs, bandit.name, "som", seeds[0]), env=bandit)
+        q = q_values(run_, jnp.zeros((1, bandit.observation_size)), box)
+        true_q_fn = bandit_q(bandit, run_.config.reward_scale)
+        true_q = true_q_fn(box)
+        fields, agreement = [], {}
+        for t in times:
+            key = jax.random.PRNGKey(int(1000 * t))  # the same proposals for both fields
+            learned_v = velocity_field(run_, points, t, key)
+            true_v = velocity_field(run_, points, t, key, q_fn=true_q_fn)
+            agreement[f"t={t}"] = float(jnp.mean(cosine(learned_v, true_v)))
+            fields.append((t, np.asarray(learned_v)))
+        noise = jax.random.normal(jax.random.PRNGKey(3), (2048, bandit.action_size))
+        samples = np.asarray(transport(run_, noise, jax.random.PRNGKey(4)))
+        results[f"reward_noise={scale:g}"] = {
+            "runs": summaries, **mean_std(summaries, COVERAGE_KEYS), "num_high_modes": base.modes.shape[0],
+            "q_rmse_seed0": float(jnp.sqrt(jnp.mean(jnp.square(q - true_q)))),
+            "q_corr_seed0": float(np.corrcoef(np.asarray(q), np.asarray(true_q))[0, 1]),
+            "velocity_cosine_learned_vs_true_q_seed0": agreement,
+        }  # fmt: skip
+        rows.append((scale, np.asarray(q).reshape(side, side), fields, samples, results[f"reward_noise={scale:g}"]))
+    plt = pyplot()
+    cols = 2 + len(times)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.3 * cols, 3.3 * len(rows)), squeeze=False)
+    p = np.asarray(points)
+    for ax_row, (scale, q, fields, samples, r) in zip(axes, rows, strict=True):
+        image = ax_row[0].imshow(q, origin="lower", extent=[-1, 1, -1, 1], cmap="viridis")
+        fig.colorbar(image, ax=ax_row[0], fraction=0.046)
+        ax_row[0].set_title(f"noise std {scale:g}: learned min Q\nRMSE to true reward {r['q_rmse_seed0']:.3f}",
+                            fontsize=8)  # fmt: skip
+        for ax, (t, v) in zip(ax_row[1:], fields, strict=False):
+            direction = -v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-12)  # a_t moves along -v as t falls
+            ax.quiver(p[:, 0], p[:, 1], direction[:, 0], direction[:, 1], np.linalg.norm(v, axis=-1), cmap="magma")
+            cos = r["velocity_cosine_learned_vs_true_q_seed0"][f"t={t}"]
+            ax.set_title(f"-v(a_t, t={t}) from learned Q\ncosine to true-Q field {cos:.2f}", fontsize=8)
+            ax.set_aspect("equal")
+        ax = ax_row[-1]
+        ax.imshow(reward_image(base), origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
+        ax.scatter(samples[:, 0], samples[:, 1], s=1, c="tab:red", alpha=0.4)
+        ax.set_title(f"raw map: {r['runs'][0]['modes_covered']} modes, {r['runs'][0]['high_reward_fraction']:.2f} in "
+                     "them", fontsize=8)  # fmt: skip
+        ax.set_aspect("equal")
+    fig.suptitle(f"SOM on {bandit_name} with noisy rewards (seed {seeds[0]})")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "critic_noise.png"), dpi=90)
+    plt.close(fig)
+    return {"bandit": bandit_name, "times": list(times), "levels": results}
+
+
+# CPU-sized locomotion runs for the Q diagnostics (docs/benchmarks.md's short HalfCheetah run)
+QDIAG_SETTINGS = dict(
+    num_envs=32, total_steps=96_000, batch_size=256, updates_per_step=8, learning_starts=8_000, log_every=8_000,
+    eval_every=16_000, eval_episodes=4, actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu",
+)  # fmt: skip
+QDIAG_QUICK = dict(
+    QDIAG_SETTINGS, num_envs=4, total_steps=512, learning_starts=256, log_every=256, eval_every=512, eval_episodes=2,
+    updates_per_step=1, batch_size=32, actor_hidden=(16,), critic_hidden=(16,),
+)  # fmt: skip
+
+
+def probe_qdiag(out, runs, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
+    """Q diagnostics on shared states: per run (default: SOM and MFP trained on env_name with the CPU
+    settings of QDIAG_SETTINGS), N raw candidates per state scored by every run's critic (mean and
+    std of Q over the candidates, per state: box plots), their spread, and a PCA of the candidates
+    of a few states."""
+    if not run_dirs:
+        run_dirs = []
+        for method in methods:
+            settings = dict(QDIAG_QUICK if quick else QDIAG_SETTINGS)
+            if method == "som":
+                settings["num_samples"] = 32  # K: the CPU run's Monte-Carlo proposals
+            run_dirs.append(run_path(runs, env_name, method, 0))
+            train_or_reuse(env_name, method, run_dirs[-1], seed=0, **settings)
+    loaded = [load(d) for d in run_dirs]
+    labels = [f"{r.config.algo}" if [x.config.algo for x in loaded].count(r.config.algo) == 1 else
+              f"{r.config.algo} ({os.path.basename(d)})" for r, d in zip(loaded, run_dirs, strict=True)]  # fmt: skip
+    replay = loaded[0].state.replay
+    rows = jax.random.randint(jax.random.PRNGKey(0), (num_states,), 0, int(replay.size))
+    states = replay.data.obs[rows]  # raw observations visited by the first run
+    cands = {
+        label: candidates(r, states, r.config.algo_config().num_candidates, jax.random.PRNGKey(1 + i))
+        for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
+    }  # [S, N, A] each
+    values, stats = {}, {}
+    for critic_label, critic_run in zip(labels, loaded, strict=True):
+        for label, c in cands.items():
+            q = np.asarray(q_values(critic_run, states[:, None, :], c))  # [S, N]
+            values[(critic_label, label)] = q
+            stats[f"critic {critic_label}, candidates {label}"] = {
+                "q_mean": float(q.mean()), "q_std_within_state": float(q.std(axis=1).mean()),
+                "q_best_minus_mean": float((q.max(axis=1) - q.mean(axis=1)).mean()),
+            }  # fmt: skip
+    spread = {label: float(np.linalg.norm(c - c.mean(axis=1, keepdims=True), axis=-1).mean()) for label, c in
+              ((k, np.asarray(v)) for k, v in cands.items())}  # fmt: skip
+    plt = pyplot()
+    shown = 3
+    fig, axes = plt.subplots(1, 2 + shown, figsize=(4.2 * (2 + shown), 4.2), squeeze=False)
+    axes = axes[0]
+    keys = list(values)
+    names = [f"{c[0]}'s Q\n{c[1]} cand." for c in keys]
+    axes[0].boxplot([values[k].mean(axis=1) for k in keys], tick_labels=names)
+    axes[0].set_title("per state: mean of Q over the N candidates", fontsize=9)
+    axes[1].boxplot([values[k].std(axis=1) for k in keys], tick_labels=names)
+    axes[1].set_title("per state: std of Q over the N candidates", fontsize=9)
+    for ax in axes[:2]:
+        ax.tick_params(axis="x", labelsize=7)
+    pca_share = []
+    for j, ax in enumerate(axes[2:]):
+        pooled = np.concatenate([np.asarray(c[j]) for c in cands.values()])
+        xy, share = pca_2d(pooled)
+        pca_share.append(share)
+        n = 0
+        for label, c in cands.items():
+            ax.scatter(xy[n : n + c.shape[1], 0], xy[n : n + c.shape[1], 1], s=12, alpha=0.7, label=label)
+            n += c.shape[1]
+        ax.set_title(f"state {j}: PCA of the candidates ({share:.0%} of variance)", fontsize=9)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "q_diagnostics.png"), dpi=90)
+    plt.close(fig)
+    return {
+        "env": loaded[0].config.env, "runs": dict(zip(labels, run_dirs, strict=True)), "num_states": num_states,
+        "env_steps": {label: r.env_steps for label, r in zip(labels, loaded, strict=True)},
+        "eval_return": {label: _last_eval(d) for label, d in zip(labels, run_dirs, strict=True)},
+        "values": stats, "candidate_spread": spread, "pca_variance_share": pca_share,
+    }  # fmt: skip
+
+
+def _last_eval(run_dir: str):
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        return json.load(f).get("eval/episode_return")
 
 
 def summary_markdown(results: dict) -> str:
     lines = []
+
+    def cell(r, k, f):
+        return f"{r[k]['mean']:{f}} ± {r[k]['std']:{f}}"
+
     if "score" in results:
         lines += ["## score", "| t | cosine near modes | cosine far | median relative error |", "|---|---|---|---|"]
         for t, r in results["score"]["times"].items():
@@ -180,46 +433,90 @@ def summary_markdown(results: dict) -> str:
     if "learned" in results:
         lines += ["", "## learned", "| bandit, method | raw map: modes | raw map: in high modes | best-of-N: modes |"
                   " best-of-N: in high modes | seeds |", "|---|---|---|---|---|---|"]  # fmt: skip
-
-        def cell(r, k, f):
-            return f"{r[k]['mean']:{f}} ± {r[k]['std']:{f}}"
-
         for name, r in results["learned"].items():
             lines.append(f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
                          f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_modes_covered', '.1f')} | "
                          f"{cell(r, 'bon_high_reward_fraction', '.3f')} | {len(r['runs'])} |")  # fmt: skip
+    if "noise" in results:
+        times = results["noise"]["times"]
+        lines += ["", f"## noise ({results['noise']['bandit']}, SOM)",
+                  "| reward noise std | raw map: modes | raw map: in high modes | best-of-N: in high modes | "
+                  "learned Q: RMSE, corr (seed 0) | " + " | ".join(f"velocity cosine t={t}" for t in times) + " |",
+                  "|---" * (5 + len(times)) + "|"]  # fmt: skip
+        for name, r in results["noise"]["levels"].items():
+            cos = " | ".join(f"{r['velocity_cosine_learned_vs_true_q_seed0'][f't={t}']:.3f}" for t in times)
+            lines.append(f"| {name.split('=')[1]} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
+                         f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | "
+                         f"{r['q_rmse_seed0']:.3f}, {r['q_corr_seed0']:.3f} | {cos} |")  # fmt: skip
+    if "qdiag" in results:
+        r = results["qdiag"]
+        lines += ["", f"## qdiag ({r['env']}, {r['num_states']} states)",
+                  "| critic, candidates | mean Q | std of Q within a state | best minus mean |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, v in r["values"].items():
+            lines.append(
+                f"| {name} | {v['q_mean']:.3f} | {v['q_std_within_state']:.3f} | {v['q_best_minus_mean']:.3f} |"
+            )
+        spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
+        lines += ["", f"candidate spread (mean distance to the state's candidate mean): {spread}; "
+                  f"eval returns: {r['eval_return']}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs/probes", help="output folder (default docs/probes)")
+    parser.add_argument("--runs", default="", help="folder of the probes' training runs (default OUT/runs); "
+                        "finished runs with the same config are reused")  # fmt: skip
     parser.add_argument("--probes", default=",".join(PROBES), help=f"comma-separated, from: {', '.join(PROBES)}")
     parser.add_argument("--bandits", default=",".join(envs.bandits.BANDITS), help="bandits of the learned probe")
     parser.add_argument("--methods", default="som,mfp,dacer,sdac", help="algorithms of the learned probe")
-    parser.add_argument("--seeds", default="0,1,2", help="seeds of the learned probe")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="learned probe: a setting over the bandit preset, e.g. total_steps=96000")  # fmt: skip
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the learned and noise probes")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="learned/noise probes: a setting over the bandit preset, e.g. total_steps=96000",
+    )
+    parser.add_argument("--noise-bandit", default="bandit/eight_gaussians", help="bandit of the noise probe")
+    parser.add_argument("--noise-scales", default="0,0.3,1", help="reward noise stds of the noise probe")
+    parser.add_argument("--qdiag-env", default="HalfCheetah-v4", help="env of the qdiag probe's own runs")
+    parser.add_argument("--qdiag-methods", default="som,mfp", help="algorithms of the qdiag probe's own runs")
+    parser.add_argument("--qdiag-runs", default="", help="qdiag: comma-separated run directories to compare "
+                        "instead of training its own (any env; states come from the first run's replay)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")
     args = parser.parse_args(argv)
     probes = [p for p in args.probes.split(",") if p]
     unknown = [p for p in probes if p not in PROBES]
     if unknown:
         parser.error(f"--probes: unknown {', '.join(unknown)}; choose from: {', '.join(PROBES)}")
+    for algo in args.methods.split(",") + args.qdiag_methods.split(","):
+        if algo not in agents.algos():
+            parser.error(f"unknown algorithm {algo!r}; choose from: {', '.join(agents.algos())}")
     os.makedirs(args.out, exist_ok=True)
+    runs = args.runs or os.path.join(args.out, "runs")
     path = os.path.join(args.out, "probes.json")
     results = json.load(open(path)) if os.path.exists(path) else {}  # noqa: SIM115  (keeps earlier probes)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    settings = parse_settings(args.set)
     for probe in probes:
         start = time.perf_counter()
         if probe == "score":
             results["score"] = probe_score(args.out, args.quick)
         elif probe == "ablation":
             results["ablation"] = probe_ablation(args.out, args.quick)
+        elif probe == "learned":
+            learned = probe_learned(args.out, runs, args.bandits.split(","), args.methods.split(","), seeds, settings,
+                                    args.quick)  # fmt: skip
+            results["learned"] = {**results.get("learned", {}), **learned}
+        elif probe == "noise":
+            scales = [float(x) for x in args.noise_scales.split(",")]
+            results["noise"] = probe_noise(args.out, runs, args.noise_bandit, scales, seeds, settings, args.quick)
         else:
-            seeds = [int(s) for s in args.seeds.split(",")]
-            settings = parse_settings(args.set)
-            bandits, methods = args.bandits.split(","), args.methods.split(",")
-            results["learned"] = probe_learned(args.out, bandits, methods, seeds, settings)
+            run_dirs = [d for d in args.qdiag_runs.split(",") if d]
+            results["qdiag"] = probe_qdiag(args.out, runs, run_dirs, args.qdiag_env, args.qdiag_methods.split(","),
+                                           args.quick)  # fmt: skip
         print(f"probe {probe}: {time.perf_counter() - start:.0f} s", flush=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)

@@ -392,6 +392,18 @@ def _coverage(env: Bandit, trainer: Trainer, state, key) -> tuple[dict, jax.Arra
     return stats, raw_actions, bon_actions
 
 
+def resolve_config(env="HalfCheetah-v4", algo: str = "som", **overrides) -> RunConfig:
+    """The RunConfig that train(env, algo, **overrides) runs: the env's preset (bandit objects get the
+    bandit preset), then the overrides."""
+    agents.config_class(algo)  # an unknown algo fails here, naming the valid ones
+    if isinstance(env, str):
+        config = default_config(env, algo)
+    else:
+        preset = _BANDIT_PRESET if isinstance(env, Bandit) else {}
+        config = _with_preset(RunConfig(env=_env_name(env), algo=algo), preset)
+    return apply_overrides(config, overrides)
+
+
 def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     """Trains `algo` on `env` (a name from envs.names() or an envs environment object).
 
@@ -399,14 +411,7 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
     algorithm's config (w=..., or som={"w": ...}). Returns the summary, the run directory
     and a jitted greedy policy.
     """
-    env_name = env if isinstance(env, str) else _env_name(env)
-    agents.config_class(algo)  # an unknown algo fails here, naming the valid ones
-    if isinstance(env, str):
-        config = default_config(env, algo)
-    else:
-        config = _with_preset(RunConfig(env=env_name, algo=algo), _BANDIT_PRESET if isinstance(env, Bandit) else {})
-    config = apply_overrides(config, overrides)
-    return run(config, env=None if isinstance(env, str) else env)
+    return run(resolve_config(env, algo, **overrides), env=None if isinstance(env, str) else env)
 
 
 class _StopRequest:
@@ -451,10 +456,8 @@ def run(config: RunConfig, env=None) -> TrainResult:
     config = dataclasses.replace(config, run_dir=run_dir)
     config_dict = config_to_dict(config)
 
-    spec = EnvSpec(env_obj.observation_size, env_obj.action_size, config.total_updates)
-    agent = agents.make_agent(config.algo, config.algo_config(), spec)
     mesh = make_mesh(config.devices)
-    trainer = Trainer(env_obj, agent, config, eval_episodes=config.eval_episodes, mesh=mesh)
+    trainer = _trainer(config, env_obj, mesh)
     check_memory(trainer, mesh.size)  # before anything is allocated or written
     is_main = jax.process_index() == 0  # only process 0 writes run files and logs
     if not resuming and is_main:
@@ -559,13 +562,62 @@ def run(config: RunConfig, env=None) -> TrainResult:
             plot_returns(run_dir, title)
     logger.finish(summary)
 
+    return TrainResult(summary=summary, run_dir=run_dir, policy=_greedy_policy(trainer, state))
+
+
+def _trainer(config: RunConfig, env, mesh=None) -> Trainer:
+    """The agent of config.algo for env, inside the trainer of config."""
+    spec = EnvSpec(env.observation_size, env.action_size, config.total_updates)
+    agent = agents.make_agent(config.algo, config.algo_config(), spec)
+    return Trainer(env, agent, config, eval_episodes=config.eval_episodes, mesh=mesh)
+
+
+def _greedy_policy(trainer: Trainer, state) -> Callable:
+    """policy(obs [B, O], rng) -> action [B, A]: jitted, greedy, raw observations in."""
     agent_state, normalizer = state.agent, state.normalizer
 
     @jax.jit
     def policy(obs, rng):
-        return agent.act(agent_state, trainer.normalize(normalizer, obs), rng, False)
+        return trainer.agent.act(agent_state, trainer.normalize(normalizer, obs), rng, False)
 
-    return TrainResult(summary=summary, run_dir=run_dir, policy=policy)
+    return policy
 
 
-__all__ = ["NonFiniteUpdates", "RunConfig", "TrainResult", "default_config", "resume", "train"]
+@dataclass
+class LoadedRun:
+    """A run restored from a checkpoint by mjx_som.load, on one device."""
+
+    config: RunConfig
+    env: object  # the environment (an envs object)
+    agent: agents.Agent  # the algorithm's functions: init, act, update, sample
+    trainer: Trainer  # the run's normalize() and evaluate()
+    state: object  # the whole TrainState: .agent (parameters), .replay, .normalizer, ...
+    env_steps: int  # env steps at the checkpoint
+    policy: Callable  # policy(obs [B, O], rng) -> action [B, A]: jitted, greedy, raw observations in
+
+    def normalize(self, obs: jax.Array) -> jax.Array:
+        """Raw observations [B, O] as the agent sees them (the run's observation statistics)."""
+        return self.trainer.normalize(self.state.normalizer, obs)
+
+
+def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
+    """The run in run_dir restored from its latest checkpoint (or the one at env step `step`), for
+    analysis: config, environment, agent, the whole training state and the greedy policy.
+    env: the environment object of a run made with one (default: envs.make(config.env))."""
+    config = load_config(run_dir)
+    checkpointer = Checkpointer(run_dir, read_only=True)
+    steps = sorted(checkpointer.manager.all_steps())
+    if not steps or (step is not None and step not in steps):
+        raise ValueError(f"load({run_dir!r}, step={step}): the checkpoints there are at env steps {steps or 'none'}")
+    trainer = _trainer(config, envs.make(config.env) if env is None else env)
+    state, meta = checkpointer.restore(trainer.abstract_state, step)
+    checkpointer.close()
+    return LoadedRun(
+        config, trainer.env, trainer.agent, trainer, state, int(meta["env_steps"]), _greedy_policy(trainer, state)
+    )
+
+
+__all__ = [
+    "LoadedRun", "NonFiniteUpdates", "RunConfig", "TrainResult", "default_config", "load", "resolve_config", "resume",
+    "train",
+]  # fmt: skip

@@ -49,9 +49,10 @@ def predict_a0(schedule: Schedule, k: jax.Array, a_k: jax.Array, eps: jax.Array)
     return jnp.clip((a_k - jnp.sqrt(1.0 - ab) * eps) / jnp.sqrt(ab), -1.0, 1.0)
 
 
-def reverse_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+def reverse_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: tuple[int, int], noise=None) -> jax.Array:
     """DDPM ancestral sampling from N(0, I) over T steps (x0-clipped posterior steps); differentiable
-    in eps_fn's parameters. Returns actions [B, A] in the box."""
+    in eps_fn's parameters. noise [B, A]: the starting a_T (default: drawn from key; the per-step
+    noise is always drawn from key). Returns actions [B, A] in the box."""
     steps = schedule.steps
     key_init, key_steps = jax.random.split(key)
 
@@ -67,7 +68,8 @@ def reverse_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: tup
         return mean + jnp.where(k > 1, std, 0.0) * jax.random.normal(key, a_k.shape), None
 
     ks = jnp.arange(steps, 0, -1)
-    a, _ = jax.lax.scan(step, jax.random.normal(key_init, shape), (ks, jax.random.split(key_steps, steps)))
+    start = jax.random.normal(key_init, shape) if noise is None else noise
+    a, _ = jax.lax.scan(step, start, (ks, jax.random.split(key_steps, steps)))
     return jnp.clip(a, -1.0, 1.0)
 
 

@@ -2,6 +2,9 @@
 the estimated velocity field performs on its own, with the TRUE reward as Q (no learning). Both go
 through mjx_som/score.py, the code the SOM agent trains with.
 
+The probes of trained runs (transport maps, learned Q and velocity fields, candidate values) take a
+run restored by mjx_som.load and call its agent's own functions.
+
 Gaussian-mixture targets: p_0 = sum_i w_i N(mu_i, s^2 I). Under a path a_t = c_t a_0 + n_t eps the
 noised density is sum_i w_i N(c_t mu_i, (c_t^2 s^2 + n_t^2) I), so its score is analytic. With
 Q(a) = log p_0(a) / alpha the Boltzmann target exp(alpha Q) is p_0 itself (restricted to the action
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from mjx_som.critic import min_q
 from mjx_som.score import ScoreConfig, path_coefficients, posterior_mean, target_velocity
 
 
@@ -61,3 +66,59 @@ def integrate_field(key, q_fn, num_samples: int, action_size: int, config: Score
 
     a, _ = jax.lax.scan(step, a, (times, jax.random.split(key_steps, steps)))
     return a
+
+
+# ----- probes of trained runs (mjx_som.load) ----------------------------------------------------
+def noise_grid(side: int, radius: float = 2.5) -> jax.Array:
+    """A side x side grid of 2-D noise points over [-radius, radius]^2, [side^2, 2]."""
+    axis = jnp.linspace(-radius, radius, side)
+    return jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
+
+
+def transport(run, noise: jax.Array, key: jax.Array, obs: jax.Array | None = None) -> jax.Array:
+    """Where the run's raw generative map sends each noise point [P, A] (for the states obs [P, O],
+    raw; default the zero observation of a bandit): agent.sample with that starting noise. [P, A]"""
+    obs = jnp.zeros((noise.shape[0], run.env.observation_size)) if obs is None else obs
+    return run.agent.sample(run.state.agent, run.normalize(obs), key, noise)
+
+
+def critic_params(run):
+    """The online twin critics' parameters of any generative or SAC agent."""
+    return run.state.agent.critic.params
+
+
+def q_values(run, obs: jax.Array, actions: jax.Array) -> jax.Array:
+    """min(Q1, Q2) of the run's critics: raw obs [..., O], actions [..., A] -> [...]."""
+    obs = run.normalize(obs.reshape(-1, obs.shape[-1])).reshape(obs.shape)
+    obs = jnp.broadcast_to(obs, actions.shape[:-1] + obs.shape[-1:])
+    return min_q(run.config.algo_config(), critic_params(run), obs, actions)
+
+
+def velocity_field(run, points: jax.Array, t: float, key: jax.Array, obs=None, q_fn=None) -> jax.Array:
+    """SOM's target velocity v(a_t, t | s) [P, A] at points a_t [P, A]: the field its actor regresses
+    on, from the run's learned critic, or from q_fn (actions [K, A] -> [K]) when given (e.g. the true
+    Q). obs [O]: the raw state, default the bandit's zero observation."""
+    config = run.config.algo_config()
+    obs = jnp.zeros(run.env.observation_size) if obs is None else obs
+    s = run.normalize(obs[None])[0]
+
+    def learned_q(actions):
+        return min_q(config, critic_params(run), jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions)
+
+    q_fn = learned_q if q_fn is None else q_fn
+    keys = jax.random.split(key, points.shape[0])
+    return jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(t), config.score_config()))(keys, points)
+
+
+def candidates(run, obs: jax.Array, num: int, key: jax.Array) -> jax.Array:
+    """num raw samples of the run's generative map per state: raw obs [S, O] -> [S, num, A]."""
+    obs_n = jnp.repeat(run.normalize(obs), num, axis=0)
+    return run.agent.sample(run.state.agent, obs_n, key).reshape(obs.shape[0], num, -1)
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """x [M, D] projected on its first two principal axes [M, 2], and their share of the variance."""
+    centred = x - x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    share = float(np.sum(singular[:2] ** 2) / max(np.sum(singular**2), 1e-12))
+    return centred @ vt[:2].T, share

@@ -56,6 +56,15 @@ def test_policy_is_batched_and_in_the_box(tiny_run):
     assert actions.shape == (5, 2) and bool(jnp.all(jnp.abs(actions) <= 1.0))
 
 
+def test_load_restores_the_trained_run(tiny_run):
+    run = mjx_som.load(tiny_run.run_dir)
+    assert run.env_steps == 1200 and run.config.som.num_samples == 8 and run.env.name == "bandit/eight_gaussians"
+    obs, key = jnp.zeros((5, 1)), jax.random.PRNGKey(0)
+    assert bool(jnp.array_equal(run.policy(obs, key), tiny_run.policy(obs, key)))  # the same parameters
+    with pytest.raises(ValueError, match=r"checkpoints there are at env steps \[1200\]"):
+        mjx_som.load(tiny_run.run_dir, step=999)
+
+
 def test_trainer_compiles_once():
     env = envs.make("bandit/eight_gaussians")
     config = api.apply_overrides(api.default_config("bandit/eight_gaussians"), TINY)

@@ -1,5 +1,6 @@
-"""Bandit rewards at their mode centres, coverage metrics, user reward functions."""
+"""Bandit rewards at their mode centres, coverage metrics, user reward functions, reward noise."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -49,3 +50,22 @@ def test_coverage_counts_modes_with_five_percent():
 def test_bandit_rejects_empty_box():
     with pytest.raises(ValueError, match="high > low"):
         Bandit(lambda a: a[0], low=1.0, high=1.0)
+
+
+def test_reward_noise_has_the_asked_std_and_changes_every_step():
+    env = envs.make("bandit/eight_gaussians", reward_noise=0.5)
+    assert (
+        env.name == "bandit/eight_gaussians+reward_noise=0.5"
+        and env.with_reward_noise(0).name == "bandit/eight_gaussians"
+    )
+    vec = envs.wrappers.VecEnv(env, 4096)
+    state = vec.reset(jax.random.PRNGKey(0))
+    at_mode = jnp.broadcast_to(jnp.asarray(env.modes[0]), (4096, 2))  # env coords == agent coords here
+    first = vec.step(state, at_mode)
+    second = vec.step(first, at_mode)
+    for rewards in (first.reward, second.reward):
+        assert abs(float(jnp.mean(rewards)) - 1.0) < 0.05 and abs(float(jnp.std(rewards)) - 0.5) < 0.05
+    assert float(jnp.mean(jnp.abs(first.reward - second.reward))) > 0.3  # fresh noise on every step
+    assert float(env.reward_fn(jnp.asarray(env.modes[0]))) == pytest.approx(1.0)  # the reward function stays exact
+    with pytest.raises(ValueError, match="reward_noise must be >= 0"):
+        env.with_reward_noise(-0.1)

@@ -8,7 +8,9 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from mjx_som import agents
 from mjx_som.probes import cosine, estimated_score, gmm_log_density, gmm_noised_score
 from mjx_som.score import ScoreConfig, path_coefficients
 
@@ -47,17 +49,49 @@ def test_estimated_score_points_like_the_analytic_one_near_the_modes():
     assert float(jnp.mean(many)) > float(jnp.mean(few))
 
 
+@pytest.mark.parametrize("algo", ["som", "sac", "dacer"])
+def test_sample_starts_from_the_given_noise(algo):
+    """agent.sample(..., noise=z) maps exactly z: what it would draw from the key reproduces sample(key)."""
+    config = agents.config_class(algo)(actor_hidden=(8,), critic_hidden=(8,))
+    agent = agents.make_agent(algo, config, agents.EnvSpec(3, 2, 10))
+    state, obs, key = agent.init(jax.random.PRNGKey(0)), jnp.ones((6, 3)), jax.random.PRNGKey(1)
+    drawn_from = jax.random.split(key)[0] if algo == "dacer" else key  # diffusion: a_T from the first split
+    noise = jax.random.normal(drawn_from, (6, 2))
+    np.testing.assert_array_equal(agent.sample(state, obs, key, noise), agent.sample(state, obs, key))
+    assert not np.allclose(agent.sample(state, obs, key, noise + 1.0), agent.sample(state, obs, key))
+
+
 def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     out = tmp_path / "probes"
-    argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som", "--seeds", "0",
-            "--set", "total_steps=8192", "--set", "log_every=4096",
-            "--set", "som={actor_hidden: [32], critic_hidden: [32]}"]  # fmt: skip
+    runs = out / "runs"
+    learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-mfp-s0"
+    argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som,mfp", "--seeds", "0",
+            "--set", "total_steps=8192", "--set", "log_every=4096", "--set", "actor_hidden=[32]",
+            "--set", "critic_hidden=[32]", "--noise-scales", "0.5", "--qdiag-runs", learned_runs]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["probes.py", *argv])
-    results = runpy.run_path("launch/probes.py", run_name="not_main")["main"](argv)
-    assert set(results) == {"score", "ablation", "learned"}
+    main = runpy.run_path("launch/probes.py", run_name="not_main")["main"]
+    results = main(argv)
+    assert set(results) == {"score", "ablation", "learned", "noise", "qdiag"}
     assert json.loads((out / "probes.json").read_text()).keys() == results.keys()
-    for name in ("score_estimate.png", "estimator_ablation.png", "transport_eight_gaussians_som.png", "summary.md"):
+    for name in ("score_estimate.png", "estimator_ablation.png", "transport_eight_gaussians.png", "critic_noise.png",
+                 "q_diagnostics.png", "summary.md"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     assert results["ablation"]["settings"]["w (idem, vp)=5.0"]["outside_box_fraction"] > 0.5  # som.md §9
-    learned = results["learned"]["bandit/eight_gaussians som"]
-    assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
+    for method in ("som", "mfp"):
+        learned = results["learned"][f"bandit/eight_gaussians {method}"]
+        assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
+    noisy = results["noise"]["levels"]["reward_noise=0.5"]
+    assert json.loads((runs / "bandit_eight_gaussians_reward_noise=0.5-som-s0" / "config.json").read_text())["env"] == (
+        "bandit/eight_gaussians+reward_noise=0.5"
+    )
+    assert noisy["q_rmse_seed0"] > 0 and all(
+        -1 <= c <= 1 for c in noisy["velocity_cosine_learned_vs_true_q_seed0"].values()
+    )
+    qdiag = results["qdiag"]
+    assert len(qdiag["values"]) == 4 and min(qdiag["candidate_spread"].values()) > 0
+    # a second call reuses the finished runs instead of training again
+    again = main([*argv[:-4], "--probes", "learned"])
+    assert (
+        again["learned"]["bandit/eight_gaussians som"]["runs"]
+        == results["learned"]["bandit/eight_gaussians som"]["runs"]
+    )

@@ -4,8 +4,9 @@
     init(key) -> state
     act(state, obs [B, O], key, explore: bool) -> action [B, A] in [-1, 1]
     update(state, batch: Transition, key) -> (state, metrics: dict of scalars)
-    sample(state, obs [B, O], key) -> action [B, A]: one draw of the raw generative map
-        (no best-of-N, no exploration noise), for the mode-coverage metrics.
+    sample(state, obs [B, O], key, noise=None) -> action [B, A]: one draw of the raw generative
+        map (no best-of-N, no exploration noise), for the mode-coverage metrics and the transport
+        pictures; noise [B, A]: the starting noise (default: drawn from key).
 
 Observations reaching an agent are already normalised by the trainer.
 """

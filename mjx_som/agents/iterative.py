@@ -49,9 +49,9 @@ class DiffusionState:
 
 
 class DiffusionPolicy(NamedTuple):
-    """What an actor loss may use. eps_fn(params, obs [B, O]) -> EpsFn; sample(params, obs, key)
-    -> [B, A] (one T-step chain each); candidates(params, obs, key) -> [B, N, A]; greedy(state,
-    obs, key) -> [B, A] (best of N under the online critics)."""
+    """What an actor loss may use. eps_fn(params, obs [B, O]) -> EpsFn; sample(params, obs, key,
+    noise=None) -> [B, A] (one T-step chain each, from noise [B, A] when given); candidates(params,
+    obs, key) -> [B, N, A]; greedy(state, obs, key) -> [B, A] (best of N under the online critics)."""
 
     schedule: Schedule
     eps_fn: Callable
@@ -92,8 +92,8 @@ def make_diffusion_agent(
     def eps_fn(params, obs):
         return lambda a_k, t: net.apply(params, obs, a_k, t, t)
 
-    def sample(params, obs, key):
-        return reverse_sample(eps_fn(params, obs), schedule, key, (obs.shape[0], spec.action_size))
+    def sample(params, obs, key, noise=None):
+        return reverse_sample(eps_fn(params, obs), schedule, key, (obs.shape[0], spec.action_size), noise)
 
     def candidates(params, obs, key):
         obs_n = jnp.repeat(obs, config.num_candidates, axis=0)
@@ -114,8 +114,8 @@ def make_diffusion_agent(
             action = action + scale * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
 
-    def raw_sample(state: DiffusionState, obs, key):
-        return sample(state.actor_params, obs, key)
+    def raw_sample(state: DiffusionState, obs, key, noise=None):
+        return sample(state.actor_params, obs, key, noise)
 
     def update(state: DiffusionState, batch: Transition, key):
         key_next, key_actor, key_extra = jax.random.split(key, 3)

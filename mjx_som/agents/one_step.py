@@ -51,7 +51,7 @@ class OneStepState:
 
 
 class Sampler(NamedTuple):
-    """One-step sampling with given actor params: sample(params, obs [B, O], key) -> [B, A];
+    """One-step sampling with given actor params: sample(params, obs [B, O], key, noise=None) -> [B, A];
     candidates(params, obs [B, O], key) -> [B, N, A]. Both clipped to the box."""
 
     sample: Callable
@@ -86,8 +86,9 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
         """The actor as a function of (a, r, t) for fixed states obs [B, O]."""
         return lambda a, r, t: actor_net.apply(params, obs, a, r, t)
 
-    def sample_with(params, obs, key):
-        noise = jax.random.normal(key, obs.shape[:-1] + (spec.action_size,))
+    def sample_with(params, obs, key, noise=None):
+        if noise is None:
+            noise = jax.random.normal(key, obs.shape[:-1] + (spec.action_size,))
         return jnp.clip(one_step_sample(u_fn(params, obs), noise), -1.0, 1.0)
 
     def candidates(params, obs, key):
@@ -106,8 +107,8 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
             action = action + config.explore_noise * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
 
-    def sample(state: OneStepState, obs, key):
-        return sample_with(state.actor_ema, obs, key)
+    def sample(state: OneStepState, obs, key, noise=None):
+        return sample_with(state.actor_ema, obs, key, noise)
 
     def update(state: OneStepState, batch: Transition, key):
         key_next, key_target = jax.random.split(key)

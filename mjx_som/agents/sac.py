@@ -67,10 +67,12 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
         mean, log_std = jnp.split(actor.apply(params, obs), 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
-    def sample_with_log_prob(params, obs, key):
-        """(action [B, A] = tanh(u), log pi(action | s) [B]) with u ~ N(mean, std)."""
+    def sample_with_log_prob(params, obs, key, noise=None):
+        """(action [B, A] = tanh(u), log pi(action | s) [B]) with u = mean + std * noise, noise ~ N(0, I)
+        drawn from key unless given."""
         mean, log_std = distribution(params, obs)
-        u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        noise = jax.random.normal(key, mean.shape) if noise is None else noise
+        u = mean + jnp.exp(log_std) * noise
         gaussian = -0.5 * jnp.square((u - mean) / jnp.exp(log_std)) - log_std - 0.5 * jnp.log(2 * jnp.pi)
         squash = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stably
         return jnp.tanh(u), jnp.sum(gaussian - squash, axis=-1)
@@ -80,8 +82,8 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
             return sample_with_log_prob(state.actor_params, obs, key)[0]
         return jnp.tanh(distribution(state.actor_params, obs)[0])
 
-    def sample(state: SACState, obs, key):
-        return sample_with_log_prob(state.actor_params, obs, key)[0]
+    def sample(state: SACState, obs, key, noise=None):
+        return sample_with_log_prob(state.actor_params, obs, key, noise)[0]
 
     def update(state: SACState, batch: Transition, key):
         key_next, key_actor = jax.random.split(key)
