@@ -188,6 +188,11 @@ def mean_std(summaries: list[dict], keys) -> dict:
 COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction")
 
 
+def bandit_q(bandit, reward_scale: float):
+    """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
+    return jax.vmap(lambda a: reward_scale * bandit.reward_fn(bandit.scale_action(a)))
+
+
 def reward_image(bandit, side: int = 161) -> np.ndarray:
     """The bandit's reward on a side x side grid over its box (rows = y), for imshow."""
     axis = jnp.linspace(-1.0, 1.0, side)
@@ -204,21 +209,20 @@ def noise_colours(noise: np.ndarray, radius: float) -> np.ndarray:
     return hsv_to_rgb(np.stack([hue, np.clip(0.3 + r, 0, 1), np.clip(1.0 - 0.5 * r, 0.3, 1)], -1))
 
 
-def plot_transport_maps(path: str, bandit, loaded: dict, coverage: dict, side: int) -> None:
-    """One row: the noise grid, then per method where its raw map sends each grid point (colour = the
-    point's place in the noise disc) over the reward heat map; titles give seed 0's coverage."""
-    radius = 2.5
-    noise = noise_grid(side, radius)
-    noise = noise[jnp.linalg.norm(noise, axis=-1) <= radius]
+def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: jax.Array) -> None:
+    """One row: the noise grid, then per map where it sends each grid point (colour = the point's place
+    in the noise disc) over the reward heat map. maps: title -> actions [P, 2] in agent coordinates,
+    coverage: title -> mode_stats."""
+    radius = float(jnp.max(jnp.abs(noise)))
     colours = noise_colours(np.asarray(noise), radius)
     plt = pyplot()
-    fig, axes = plt.subplots(1, 1 + len(loaded), figsize=(3.6 * (1 + len(loaded)), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.6 * (1 + len(maps)), 3.8), squeeze=False)
     axes[0][0].scatter(noise[:, 0], noise[:, 1], s=6, c=colours)
     axes[0][0].set_title("noise grid (N(0, I) points)", fontsize=9)
     axes[0][0].set_aspect("equal")
     heat = reward_image(bandit)
-    for ax, (method, run_) in zip(axes[0][1:], loaded.items(), strict=True):
-        actions = np.asarray(bandit.scale_action(transport(run_, noise, jax.random.PRNGKey(0))))
+    for ax, (method, agent_actions) in zip(axes[0][1:], maps.items(), strict=True):
+        actions = np.asarray(bandit.scale_action(agent_actions))
         ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
         ax.scatter(actions[:, 0], actions[:, 1], s=4, c=colours, alpha=0.8)
         for centre in bandit.modes:
@@ -252,15 +256,30 @@ def probe_learned(out, runs, bandits, methods, seeds, settings, quick) -> dict:
             results[f"{bandit_name} {method}"] = {
                 "runs": summaries, **mean_std(summaries, COVERAGE_KEYS), "num_high_modes": bandit.modes.shape[0],
             }  # fmt: skip
-        loaded = {m: load(run_path(runs, bandit_name, m, seeds[0])) for m in methods}
+        # the flow of SOM's target field with the TRUE reward as Q: what a perfect learner would reproduce
+        # (coverage from random noise as for the learned maps; the picture from the noise grid)
+        noise = noise_grid(15 if quick else 41, 2.5)
+        noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
+        config = resolve_config(bandit_name, "som", **settings)
+        q_fn, score_config, steps = (
+            bandit_q(bandit, config.reward_scale),
+            config.som.score_config(),
+            20 if quick else 100,
+        )
+        samples = integrate_field(jax.random.PRNGKey(1), q_fn, 128 if quick else 2048, 2, score_config, steps)
+        field = {**bandit.mode_stats(jnp.clip(samples, -1.0, 1.0)), "num_high_modes": bandit.modes.shape[0]}
+        title = "SOM's target field, true Q"
+        first[title] = field
+        maps = {title: jnp.clip(integrate_field(jax.random.PRNGKey(1), q_fn, noise.shape[0], 2, score_config, steps,
+                                                noise), -1.0, 1.0)}  # fmt: skip
+        results[f"{bandit_name} target field (true Q)"] = {
+            "runs": [field], "num_high_modes": field["num_high_modes"], **mean_std([field], COVERAGE_KEYS[:2]),
+        }  # fmt: skip
+        for m in methods:
+            maps[m] = transport(load(run_path(runs, bandit_name, m, seeds[0])), noise, jax.random.PRNGKey(0))
         name = f"transport_{bandit_name.split('/')[-1]}.png"
-        plot_transport_maps(os.path.join(out, name), bandit, loaded, first, 15 if quick else 41)
+        plot_transport_maps(os.path.join(out, name), bandit, maps, first, noise)
     return results
-
-
-def bandit_q(bandit, reward_scale: float):
-    """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
-    return jax.vmap(lambda a: reward_scale * bandit.reward_fn(bandit.scale_action(a)))
 
 
 def probe_noise(out, runs, bandit_name, scales, seeds, settings, quick) -> dict:
@@ -434,9 +453,13 @@ def summary_markdown(results: dict) -> str:
         lines += ["", "## learned", "| bandit, method | raw map: modes | raw map: in high modes | best-of-N: modes |"
                   " best-of-N: in high modes | seeds |", "|---|---|---|---|---|---|"]  # fmt: skip
         for name, r in results["learned"].items():
+            bon = (
+                "— | —"
+                if "bon_modes_covered" not in r
+                else (f"{cell(r, 'bon_modes_covered', '.1f')} | {cell(r, 'bon_high_reward_fraction', '.3f')}")
+            )
             lines.append(f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
-                         f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_modes_covered', '.1f')} | "
-                         f"{cell(r, 'bon_high_reward_fraction', '.3f')} | {len(r['runs'])} |")  # fmt: skip
+                         f"{cell(r, 'high_reward_fraction', '.3f')} | {bon} | {len(r['runs'])} |")  # fmt: skip
     if "noise" in results:
         times = results["noise"]["times"]
         lines += ["", f"## noise ({results['noise']['bandit']}, SOM)",

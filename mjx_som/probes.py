@@ -50,11 +50,12 @@ def cosine(u: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(u * v, -1) / (jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(v, axis=-1) + 1e-12)
 
 
-def integrate_field(key, q_fn, num_samples: int, action_size: int, config: ScoreConfig, steps: int = 100):
+def integrate_field(key, q_fn, num_samples: int, action_size: int, config: ScoreConfig, steps: int = 100, noise=None):
     """Euler-integrates the estimated target velocity from noise at t = 1 down to t = 0 (the flow the
-    actor is trained to reproduce in one step); returns [num_samples, A] (unclipped)."""
+    actor is trained to reproduce in one step); returns [num_samples, A] (unclipped). noise
+    [num_samples, A]: the starting points (default: drawn from key)."""
     key_init, key_steps = jax.random.split(key)
-    a = jax.random.normal(key_init, (num_samples, action_size))
+    a = jax.random.normal(key_init, (num_samples, action_size)) if noise is None else noise
     dt = 1.0 / steps
     times = 1.0 - dt * jnp.arange(steps)
 
