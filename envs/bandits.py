@@ -63,6 +63,11 @@ class Bandit(Env):
         """Maps [-1, 1]^2 (clipped) onto [low, high]^2."""
         return scale_to_box(action, self.low, self.high)
 
+    def expected_reward(self, actions: jax.Array) -> jax.Array:
+        """The noise-free reward of agent actions [..., 2] in [-1, 1]^2 -> [...]."""
+        flat = actions.reshape(-1, 2)
+        return jax.vmap(lambda a: self.reward_fn(self.scale_action(a)))(flat).reshape(actions.shape[:-1])
+
     def with_reward_noise(self, scale: float) -> Bandit:
         """A copy whose observed rewards carry N(0, scale^2) noise, named '<name>+reward_noise=<scale>'."""
         base = self.name.split("+reward_noise=")[0]

@@ -112,7 +112,7 @@ def probe_score(out: str, quick: bool) -> dict:
 def probe_ablation(out: str, quick: bool) -> dict:
     """Coverage of the integrated estimated field on eight_gaussians with its true reward as Q."""
     bandit = envs.make("bandit/eight_gaussians")
-    q_fn = jax.vmap(lambda a: bandit.reward_fn(bandit.scale_action(a)))
+    q_fn = bandit.expected_reward
     samples, steps = (128, 20) if quick else (2048, 100)
     settings = {
         "K": [(k, ScoreConfig(num_samples=k)) for k in ((8,) if quick else (8, 32, 100, 300))],
@@ -135,9 +135,7 @@ def probe_ablation(out: str, quick: bool) -> dict:
     cols = 4
     rows = -(-len(pictures) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    grid = np.linspace(-1, 1, 121)
-    xy = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
-    heat = np.asarray(q_fn(jnp.asarray(xy))).reshape(121, 121)
+    heat = reward_image(bandit)
     for ax in axes.reshape(-1):
         ax.axis("off")
     for ax, (title, actions, stats) in zip(axes.reshape(-1), pictures, strict=False):
@@ -190,14 +188,14 @@ COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "
 
 def bandit_q(bandit, reward_scale: float):
     """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
-    return jax.vmap(lambda a: reward_scale * bandit.reward_fn(bandit.scale_action(a)))
+    return lambda actions: reward_scale * bandit.expected_reward(actions)
 
 
 def reward_image(bandit, side: int = 161) -> np.ndarray:
     """The bandit's reward on a side x side grid over its box (rows = y), for imshow."""
     axis = jnp.linspace(-1.0, 1.0, side)
     xy = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
-    return np.asarray(jax.vmap(lambda a: bandit.reward_fn(bandit.scale_action(a)))(xy)).reshape(side, side)
+    return np.asarray(bandit.expected_reward(xy)).reshape(side, side)
 
 
 def noise_colours(noise: np.ndarray, radius: float) -> np.ndarray:
