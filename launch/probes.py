@@ -403,15 +403,19 @@ def probe_qdiag(out, runs, run_dirs, env_name, methods, quick, num_states: int =
     axes[1].set_title("per state: std of Q over the N candidates", fontsize=9)
     for ax in axes[:2]:
         ax.tick_params(axis="x", labelsize=7)
-    pca_share = []
+    pca_share, markers = [], "ox^sv"
     for j, ax in enumerate(axes[2:]):
         pooled = np.concatenate([np.asarray(c[j]) for c in cands.values()])
         xy, share = pca_2d(pooled)
         pca_share.append(share)
+        q_judge = np.concatenate([values[(labels[0], label)][j] for label in cands])  # colour: the first run's Q
         n = 0
-        for label, c in cands.items():
-            ax.scatter(xy[n : n + c.shape[1], 0], xy[n : n + c.shape[1], 1], s=12, alpha=0.7, label=label)
+        for i, (label, c) in enumerate(cands.items()):
+            part = slice(n, n + c.shape[1])
+            points = ax.scatter(xy[part, 0], xy[part, 1], c=q_judge[part], vmin=q_judge.min(), vmax=q_judge.max(),
+                                cmap="viridis", marker=markers[i % len(markers)], s=22, label=label)  # fmt: skip
             n += c.shape[1]
+        fig.colorbar(points, ax=ax, fraction=0.046, label=f"{labels[0]}'s Q")
         ax.set_title(f"state {j}: PCA of the candidates ({share:.0%} of variance)", fontsize=9)
     axes[2].legend(fontsize=8)
     fig.suptitle(f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay")
