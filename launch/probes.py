@@ -155,27 +155,44 @@ def probe_ablation(out: str, quick: bool) -> dict:
     return {"samples": samples, "euler_steps": steps, "settings": results}
 
 
-def train_or_reuse(env, algo: str, run_dir: str, **settings) -> dict:
-    """The summary of a finished run of (env, algo, settings) in run_dir, trained now unless run_dir
-    already holds one with the same config (so an interrupted probe sweep picks up where it stopped)."""
-    config = resolve_config(env, algo, run_dir=run_dir, progress=False, wandb_mode="disabled", **settings)
-    summary_path = os.path.join(run_dir, "summary.json")
-    if os.path.exists(summary_path):
-        try:
-            check_resume(dataclasses.replace(config, resume=run_dir))
+class RunStore:
+    """The probes' training runs, one folder per (env, algo, seed) under `folder`. A finished run with
+    the same config is reused (an interrupted probe sweep picks up where it stopped); train=False uses
+    the finished runs as they are, whatever their config, and trains none."""
+
+    def __init__(self, folder: str, train: bool = True):
+        self.folder, self.train = folder, train
+
+    def path(self, env_name: str, algo: str, seed: int) -> str:
+        return os.path.join(self.folder, f"{env_name.replace('/', '_').replace('+', '_')}-{algo}-s{seed}")
+
+    def summary(self, env, algo: str, seed: int, **settings) -> dict:
+        """summary.json of the run of (env, algo, seed, settings over the env's preset)."""
+        run_dir = self.path(env if isinstance(env, str) else env.name, algo, seed)
+        config = resolve_config(env, algo, seed=seed, run_dir=run_dir, progress=False, wandb_mode="disabled",
+                                **settings)  # fmt: skip
+        summary_path = os.path.join(run_dir, "summary.json")
+        if os.path.exists(summary_path):
             with open(summary_path) as f:
                 summary = json.load(f)
-            if summary["env_steps"] >= config.total_steps and not summary["interrupted"]:
-                print(f"reusing {run_dir}", flush=True)
+            if not self.train:
                 return summary
-        except ValueError:
-            pass
-        shutil.rmtree(run_dir)  # a different or unfinished run of the probe's own folder
-    return run(config, env=None if isinstance(env, str) else env).summary
+            try:
+                check_resume(dataclasses.replace(config, resume=run_dir))
+                if summary["env_steps"] >= config.total_steps and not summary["interrupted"]:
+                    print(f"reusing {run_dir}", flush=True)
+                    return summary
+            except ValueError:
+                pass
+            shutil.rmtree(run_dir)  # a different or unfinished run in the probes' own folder
+        elif not self.train:
+            raise SystemExit(f"--no-train: {run_dir} holds no finished run")
+        return run(config, env=None if isinstance(env, str) else env).summary
 
-
-def run_path(runs: str, env_name: str, algo: str, seed: int) -> str:
-    return os.path.join(runs, f"{env_name.replace('/', '_').replace('+', '_')}-{algo}-s{seed}")
+    def load(self, env, algo: str, seed: int):
+        """The finished run restored (mjx_som.load)."""
+        name = env if isinstance(env, str) else env.name
+        return load(self.path(name, algo, seed), env=None if isinstance(env, str) else env)
 
 
 def mean_std(summaries: list[dict], keys) -> dict:
@@ -237,7 +254,7 @@ def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: ja
     plt.close(fig)
 
 
-def probe_learned(out, runs, bandits, methods, seeds, settings, quick) -> dict:
+def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick) -> dict:
     """Training runs: coverage per (bandit, method) over seeds (mean ± std) and one transport picture
     per bandit with every method side by side (seed 0). settings: overrides of the bandit preset."""
     results = {}
@@ -247,8 +264,7 @@ def probe_learned(out, runs, bandits, methods, seeds, settings, quick) -> dict:
         for method in methods:
             summaries = []
             for seed in seeds:
-                summary = train_or_reuse(bandit_name, method, run_path(runs, bandit_name, method, seed), seed=seed,
-                                         **settings)  # fmt: skip
+                summary = runs.summary(bandit_name, method, seed, **settings)
                 summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s", "num_high_modes")})
             first[method] = summaries[0]
             results[f"{bandit_name} {method}"] = {
@@ -274,13 +290,13 @@ def probe_learned(out, runs, bandits, methods, seeds, settings, quick) -> dict:
             "runs": [field], "num_high_modes": field["num_high_modes"], **mean_std([field], COVERAGE_KEYS[:2]),
         }  # fmt: skip
         for m in methods:
-            maps[m] = transport(load(run_path(runs, bandit_name, m, seeds[0])), noise, jax.random.PRNGKey(0))
+            maps[m] = transport(runs.load(bandit_name, m, seeds[0]), noise, jax.random.PRNGKey(0))
         name = f"transport_{bandit_name.split('/')[-1]}.png"
         plot_transport_maps(os.path.join(out, name), bandit, maps, first, noise)
     return results
 
 
-def probe_noise(out, runs, bandit_name, scales, seeds, settings, quick) -> dict:
+def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick) -> dict:
     """SOM trained on observed rewards with N(0, scale^2) noise: per scale, coverage over seeds, the
     learned Q against the true reward, and the target velocity the learned Q induces against the one
     the true reward induces (mean cosine on a grid of a_t, per t). Picture: per scale (rows) the learned
@@ -296,9 +312,9 @@ def probe_noise(out, runs, bandit_name, scales, seeds, settings, quick) -> dict:
         bandit = base.with_reward_noise(scale)
         summaries = []
         for seed in seeds:
-            summary = train_or_reuse(bandit, "som", run_path(runs, bandit.name, "som", seed), seed=seed, **settings)
+            summary = runs.summary(bandit, "som", seed, **settings)
             summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s")})
-        run_ = load(run_path(runs, bandit.name, "som", seeds[0]), env=bandit)
+        run_ = runs.load(bandit, "som", seeds[0])
         q = q_values(run_, jnp.zeros((1, bandit.observation_size)), box)
         true_q_fn = bandit_q(bandit, run_.config.reward_scale)
         true_q = true_q_fn(box)
@@ -357,7 +373,7 @@ QDIAG_QUICK = dict(
 )  # fmt: skip
 
 
-def probe_qdiag(out, runs, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
+def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
     """Q diagnostics on shared states: per run (default: SOM and MFP trained on env_name with the CPU
     settings of QDIAG_SETTINGS), N raw candidates per state scored by every run's critic (mean and
     std of Q over the candidates, per state: box plots), their spread, and a PCA of the candidates
@@ -368,8 +384,8 @@ def probe_qdiag(out, runs, run_dirs, env_name, methods, quick, num_states: int =
             settings = dict(QDIAG_QUICK if quick else QDIAG_SETTINGS)
             if method == "som":
                 settings["num_samples"] = 32  # K: the CPU run's Monte-Carlo proposals
-            run_dirs.append(run_path(runs, env_name, method, 0))
-            train_or_reuse(env_name, method, run_dirs[-1], seed=0, **settings)
+            runs.summary(env_name, method, 0, **settings)
+            run_dirs.append(runs.path(env_name, method, 0))
     loaded = [load(d) for d in run_dirs]
     labels = [f"{r.config.algo}" if [x.config.algo for x in loaded].count(r.config.algo) == 1 else
               f"{r.config.algo} ({os.path.basename(d)})" for r, d in zip(loaded, run_dirs, strict=True)]  # fmt: skip
@@ -510,6 +526,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--qdiag-methods", default="som,mfp", help="algorithms of the qdiag probe's own runs")
     parser.add_argument("--qdiag-runs", default="", help="qdiag: comma-separated run directories to compare "
                         "instead of training its own (any env; states come from the first run's replay)")  # fmt: skip
+    parser.add_argument("--no-train", action="store_true", help="build the tables and pictures from the finished "
+                        "runs in --runs as they are (their env steps are in the table), training none")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")
     args = parser.parse_args(argv)
     probes = [p for p in args.probes.split(",") if p]
@@ -520,7 +538,7 @@ def main(argv: list[str] | None = None) -> dict:
         if algo not in agents.algos():
             parser.error(f"unknown algorithm {algo!r}; choose from: {', '.join(agents.algos())}")
     os.makedirs(args.out, exist_ok=True)
-    runs = args.runs or os.path.join(args.out, "runs")
+    runs = RunStore(args.runs or os.path.join(args.out, "runs"), train=not args.no_train)
     path = os.path.join(args.out, "probes.json")
     results = json.load(open(path)) if os.path.exists(path) else {}  # noqa: SIM115  (keeps earlier probes)
     seeds = [int(s) for s in args.seeds.split(",")]
