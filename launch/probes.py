@@ -347,9 +347,14 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
         ax_row[0].set_title(f"noise std {scale:g}: learned min Q\nRMSE to true reward: in the high modes "
                             f"{r['q_rmse_in_modes_seed0']:.3f}, box {r['q_rmse_seed0']:.3f}",
                             fontsize=8)  # fmt: skip
+        shown = np.asarray(jnp.arange(side * side).reshape(side, side)[::2, ::2].reshape(-1))  # every other point
         for ax, (t, v) in zip(ax_row[1:], fields, strict=False):
             direction = -v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-12)  # a_t moves along -v as t falls
-            ax.quiver(p[:, 0], p[:, 1], direction[:, 0], direction[:, 1], np.linalg.norm(v, axis=-1), cmap="magma")
+            ax.imshow(reward_image(base), origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.5)
+            ax.quiver(p[shown, 0], p[shown, 1], direction[shown, 0], direction[shown, 1], color="tab:red",
+                      angles="xy", scale_units="xy", scale=8.0, width=0.006)  # fmt: skip
+            ax.set_xlim(-1.55, 1.55)
+            ax.set_ylim(-1.55, 1.55)
             cos = r["velocity_cosine_learned_vs_true_q_seed0"][f"t={t}"]
             ax.set_title(f"-v(a_t, t={t}) from learned Q\ncosine to true-Q field {cos:.2f}", fontsize=8)
             ax.set_aspect("equal")
