@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -254,6 +255,16 @@ def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: ja
     plt.close(fig)
 
 
+def field_transport(bandit, q_fn, score_config, noise, quick) -> tuple[dict, jax.Array]:
+    """SOM's target field for Q = q_fn integrated from noise (mjx_som.probes.integrate_field): coverage
+    of 2048 random draws, and where it sends the noise points [P, 2] (clipped to the box)."""
+    steps = 20 if quick else 100
+    samples = integrate_field(jax.random.PRNGKey(1), q_fn, 128 if quick else 2048, 2, score_config, steps)
+    stats = {**bandit.mode_stats(jnp.clip(samples, -1.0, 1.0)), "num_high_modes": bandit.modes.shape[0]}
+    grid = integrate_field(jax.random.PRNGKey(1), q_fn, noise.shape[0], 2, score_config, steps, noise)
+    return stats, jnp.clip(grid, -1.0, 1.0)
+
+
 def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick) -> dict:
     """Training runs: coverage per (bandit, method) over seeds (mean ± std) and one transport picture
     per bandit with every method side by side (seed 0). settings: overrides of the bandit preset."""
@@ -270,29 +281,29 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick)
             results[f"{bandit_name} {method}"] = {
                 "runs": summaries, **mean_std(summaries, COVERAGE_KEYS), "num_high_modes": bandit.modes.shape[0],
             }  # fmt: skip
-        # the flow of SOM's target field with the TRUE reward as Q: what a perfect learner would reproduce
-        # (coverage from random noise as for the learned maps; the picture from the noise grid)
+        # SOM's target field integrated from noise, with the TRUE reward as Q (what a perfect learner would
+        # reproduce) and with SOM's learned critic (what its actor is asked to reproduce)
         noise = noise_grid(15 if quick else 41, 2.5)
         noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
-        config = resolve_config(bandit_name, "som", **settings)
-        q_fn, score_config, steps = (
-            bandit_q(bandit, config.reward_scale),
-            config.som.score_config(),
-            20 if quick else 100,
-        )
-        samples = integrate_field(jax.random.PRNGKey(1), q_fn, 128 if quick else 2048, 2, score_config, steps)
-        field = {**bandit.mode_stats(jnp.clip(samples, -1.0, 1.0)), "num_high_modes": bandit.modes.shape[0]}
-        title = "SOM's target field, true Q"
-        first[title] = field
-        maps = {title: jnp.clip(integrate_field(jax.random.PRNGKey(1), q_fn, noise.shape[0], 2, score_config, steps,
-                                                noise), -1.0, 1.0)}  # fmt: skip
-        results[f"{bandit_name} target field (true Q)"] = {
-            "runs": [field], "num_high_modes": field["num_high_modes"], **mean_std([field], COVERAGE_KEYS[:2]),
-        }  # fmt: skip
+        som_config = resolve_config(bandit_name, "som", **settings)
+        score_config = som_config.som.score_config()
+        fields = {"SOM's target field, true Q": bandit_q(bandit, som_config.reward_scale)}
+        maps = {}
         for m in methods:
-            maps[m] = transport(runs.load(bandit_name, m, seeds[0]), noise, jax.random.PRNGKey(0))
+            loaded = runs.load(bandit_name, m, seeds[0])
+            maps[m] = transport(loaded, noise, jax.random.PRNGKey(0))
+            if m == "som":
+                fields[f"SOM's target field, its learned Q (seed {seeds[0]})"] = functools.partial(
+                    q_values, loaded, jnp.zeros((1, bandit.observation_size))
+                )  # fmt: skip
+        field_maps = {}
+        for title, q_fn in fields.items():
+            stats, field_maps[title] = field_transport(bandit, q_fn, score_config, noise, quick)
+            first[title] = stats
+            results[f"{bandit_name} {title}"] = {"runs": [stats], **mean_std([stats], COVERAGE_KEYS[:2]),
+                                                 "num_high_modes": stats["num_high_modes"]}  # fmt: skip
         name = f"transport_{bandit_name.split('/')[-1]}.png"
-        plot_transport_maps(os.path.join(out, name), bandit, maps, first, noise)
+        plot_transport_maps(os.path.join(out, name), bandit, {**field_maps, **maps}, first, noise)
     return results
 
 
