@@ -167,6 +167,15 @@ class RunStore:
     def path(self, env_name: str, algo: str, seed: int) -> str:
         return os.path.join(self.folder, f"{env_name.replace('/', '_').replace('+', '_')}-{algo}-s{seed}")
 
+    def seeds(self, env_name: str, algo: str, seeds: list[int]) -> list[int]:
+        """The seeds to use: all of them when training, else those with a finished run (at least one)."""
+        if self.train:
+            return seeds
+        done = [s for s in seeds if os.path.exists(os.path.join(self.path(env_name, algo, s), "summary.json"))]
+        if not done:
+            raise SystemExit(f"--no-train: no finished run of {algo} on {env_name} in {self.folder} (seeds {seeds})")
+        return done
+
     def summary(self, env, algo: str, seed: int, **settings) -> dict:
         """summary.json of the run of (env, algo, seed, settings over the env's preset)."""
         run_dir = self.path(env if isinstance(env, str) else env.name, algo, seed)
@@ -232,7 +241,7 @@ def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: ja
     radius = float(jnp.max(jnp.abs(noise)))
     colours = noise_colours(np.asarray(noise), radius)
     plt = pyplot()
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.6 * (1 + len(maps)), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.6 * (1 + len(maps)), 4.0), squeeze=False)
     axes[0][0].scatter(noise[:, 0], noise[:, 1], s=6, c=colours)
     axes[0][0].set_title("noise grid (N(0, I) points)", fontsize=9)
     axes[0][0].set_aspect("equal")
@@ -244,12 +253,12 @@ def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: ja
         for centre in bandit.modes:
             ax.add_patch(plt.Circle(centre, bandit.mode_radius, fill=False, color="red", lw=0.8))
         c = coverage[method]
-        ax.set_title(f"{method}: {c['modes_covered']} / {c['num_high_modes']} modes, {c['high_reward_fraction']:.2f} "
+        ax.set_title(f"{method}\n{c['modes_covered']} / {c['num_high_modes']} modes, {c['high_reward_fraction']:.2f} "
                      f"in them", fontsize=9)  # fmt: skip
         ax.set_xlim(-1.05, 1.05)
         ax.set_ylim(-1.05, 1.05)
         ax.set_aspect("equal")
-    fig.suptitle(f"{bandit.name}: where each raw map sends a grid of noise points (seed 0)")
+    fig.suptitle(f"{bandit.name}: where each map sends a grid of noise points (each method's first seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -267,14 +276,17 @@ def field_transport(bandit, q_fn, score_config, noise, quick) -> tuple[dict, jax
 
 def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick) -> dict:
     """Training runs: coverage per (bandit, method) over seeds (mean ± std) and one transport picture
-    per bandit with every method side by side (seed 0). settings: overrides of the bandit preset."""
+    per bandit with every method side by side (its first seed). settings: overrides of the bandit preset."""
     results = {}
     for bandit_name in bandits:
         bandit = envs.make(bandit_name)
         first = {}
+        first_seed = {}
         for method in methods:
             summaries = []
-            for seed in seeds:
+            method_seeds = runs.seeds(bandit_name, method, seeds)
+            first_seed[method] = method_seeds[0]
+            for seed in method_seeds:
                 summary = runs.summary(bandit_name, method, seed, **settings)
                 summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s", "num_high_modes")})
             first[method] = summaries[0]
@@ -290,10 +302,10 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick)
         fields = {"SOM's target field, true Q": bandit_q(bandit, som_config.reward_scale)}
         maps = {}
         for m in methods:
-            loaded = runs.load(bandit_name, m, seeds[0])
+            loaded = runs.load(bandit_name, m, first_seed[m])
             maps[m] = transport(loaded, noise, jax.random.PRNGKey(0))
             if m == "som":
-                fields[f"SOM's target field, its learned Q (seed {seeds[0]})"] = functools.partial(
+                fields[f"SOM's target field, its learned Q (seed {first_seed[m]})"] = functools.partial(
                     q_values, loaded, jnp.zeros((1, bandit.observation_size))
                 )  # fmt: skip
         field_maps = {}

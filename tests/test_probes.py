@@ -96,3 +96,4 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     summary = json.loads((runs / "bandit_eight_gaussians-som-s0" / "summary.json").read_text())
     assert module["RunStore"](str(runs)).summary("bandit/eight_gaussians", "som", 0, **settings) == summary
     assert module["RunStore"](str(runs), train=False).summary("bandit/eight_gaussians", "som", 0) == summary
+    assert module["RunStore"](str(runs), train=False).seeds("bandit/eight_gaussians", "som", [0, 1]) == [0]
