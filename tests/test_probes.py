@@ -69,7 +69,7 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     sets = ["total_steps=8192", "log_every=4096", "actor_hidden=[32]", "critic_hidden=[32]"]
     set_flags = [a for item in sets for a in ("--set", item)]
     argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som,mfp", "--seeds", "0",
-            "--noise-scales", "0.5", "--qdiag-runs", learned_runs, *set_flags]  # fmt: skip
+            "--noise-scales", "0", "--qdiag-runs", learned_runs, *set_flags]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["probes.py", *argv])
     module = runpy.run_path("launch/probes.py", run_name="not_main")
     results = module["main"](argv)
@@ -82,13 +82,12 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     for method in ("som", "mfp"):
         learned = results["learned"][f"bandit/eight_gaussians {method}"]
         assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
-    noisy = results["noise"]["levels"]["reward_noise=0.5"]
-    assert json.loads((runs / "bandit_eight_gaussians_reward_noise=0.5-som-s0" / "config.json").read_text())["env"] == (
-        "bandit/eight_gaussians+reward_noise=0.5"
-    )
-    assert noisy["q_rmse_seed0"] > 0 and all(
-        -1 <= c <= 1 for c in noisy["velocity_cosine_learned_vs_true_q_seed0"].values()
-    )
+    # sigma = 0 reuses the learned probe's SOM run (the noisy-reward env itself: tests/test_bandits.py)
+    noiseless = results["noise"]["levels"]["reward_noise=0"]
+    learned_som = results["learned"]["bandit/eight_gaussians som"]["runs"][0]
+    assert all(noiseless["runs"][0][k] == learned_som[k] for k in ("walltime_s", "high_reward_fraction"))
+    assert noiseless["q_rmse_seed0"] > 0
+    assert all(-1 <= c <= 1 for c in noiseless["velocity_cosine_learned_vs_true_q_seed0"].values())
     qdiag = results["qdiag"]
     assert len(qdiag["values"]) == 4 and min(qdiag["candidate_spread"].values()) > 0
     # a finished run with the same config is reused, not trained again; --no-train takes the runs as they are
