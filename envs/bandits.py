@@ -83,7 +83,7 @@ class Bandit(Env):
         return State(pipeline_state=None, obs=obs, reward=zero, done=zero, metrics={}, info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
-        reward = jnp.asarray(self.reward_fn(self.scale_action(action)), jnp.float32)
+        reward = jnp.asarray(self.expected_reward(action), jnp.float32)
         one = jnp.ones((), jnp.float32)
         info = {**state.info, "terminated": one, "truncated": jnp.zeros_like(one), "final_obs": state.obs}
         if self.reward_noise > 0:

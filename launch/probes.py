@@ -50,9 +50,9 @@ from mjx_som.probes import (
     gmm_log_density,
     gmm_noised_score,
     integrate_field,
-    noise_grid,
     pca_2d,
     q_values,
+    square_grid,
     transport,
     velocity_field,
 )  # fmt: skip
@@ -70,7 +70,7 @@ def probe_score(out: str, quick: bool) -> dict:
     q_fn = jax.vmap(lambda a: gmm_log_density(a, means, std0, weights) / config.alpha)
     times = (0.2, 0.8) if quick else (0.1, 0.3, 0.6, 0.9)
     side = 9 if quick else 41
-    grid = jnp.stack(jnp.meshgrid(jnp.linspace(-1.5, 1.5, side), jnp.linspace(-1.5, 1.5, side)), -1).reshape(-1, 2)
+    grid = square_grid(side, 1.5)
     results, fields = {}, []
     for t in times:
         true = jax.vmap(lambda a, t=t: gmm_noised_score(a, t, means, std0, weights, config))(grid)
@@ -220,9 +220,7 @@ def bandit_q(bandit, reward_scale: float):
 
 def reward_image(bandit, side: int = 161) -> np.ndarray:
     """The bandit's reward on a side x side grid over its box (rows = y), for imshow."""
-    axis = jnp.linspace(-1.0, 1.0, side)
-    xy = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
-    return np.asarray(bandit.expected_reward(xy)).reshape(side, side)
+    return np.asarray(bandit.expected_reward(square_grid(side, 1.0))).reshape(side, side)
 
 
 def noise_colours(noise: np.ndarray, radius: float) -> np.ndarray:
@@ -295,7 +293,7 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick)
             }  # fmt: skip
         # SOM's target field integrated from noise, with the TRUE reward as Q (what a perfect learner would
         # reproduce) and with SOM's learned critic (what its actor is asked to reproduce)
-        noise = noise_grid(15 if quick else 41, 2.5)
+        noise = square_grid(15 if quick else 41, 2.5)
         noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
         som_config = resolve_config(bandit_name, "som", **settings)
         score_config = som_config.som.score_config()
@@ -327,8 +325,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
     base = envs.make(bandit_name)
     times = (0.2, 0.6) if quick else (0.1, 0.3, 0.6)
     side = 9 if quick else 25
-    axis = jnp.linspace(-1.0, 1.0, side)
-    box = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)  # agent coordinates
+    box = square_grid(side, 1.0)  # agent coordinates
     points = 1.5 * box  # where a_t lives (wider than the box at larger t)
     results, rows = {}, []
     for scale in scales:
@@ -363,7 +360,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
     plt = pyplot()
     cols = 2 + len(times)
     fig, axes = plt.subplots(len(rows), cols, figsize=(3.3 * cols, 3.3 * len(rows)), squeeze=False)
-    p = np.asarray(points)
+    p, heat = np.asarray(points), reward_image(base)
     for ax_row, (scale, q, fields, samples, r) in zip(axes, rows, strict=True):
         image = ax_row[0].imshow(q, origin="lower", extent=[-1, 1, -1, 1], cmap="viridis")
         fig.colorbar(image, ax=ax_row[0], fraction=0.046)
@@ -373,7 +370,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
         shown = np.asarray(jnp.arange(side * side).reshape(side, side)[::2, ::2].reshape(-1))  # every other point
         for ax, (t, v) in zip(ax_row[1:], fields, strict=False):
             direction = -v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-12)  # a_t moves along -v as t falls
-            ax.imshow(reward_image(base), origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.5)
+            ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.5)
             ax.quiver(p[shown, 0], p[shown, 1], direction[shown, 0], direction[shown, 1], color="tab:red",
                       angles="xy", scale_units="xy", scale=8.0, width=0.006)  # fmt: skip
             ax.set_xlim(-1.55, 1.55)
@@ -382,7 +379,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
             ax.set_title(f"-v(a_t, t={t}) from learned Q\ncosine to true-Q field {cos:.2f}", fontsize=8)
             ax.set_aspect("equal")
         ax = ax_row[-1]
-        ax.imshow(reward_image(base), origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
+        ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
         ax.scatter(samples[:, 0], samples[:, 1], s=1, c="tab:red", alpha=0.4)
         ax.set_title(f"raw map: {r['runs'][0]['modes_covered']} modes, {r['runs'][0]['high_reward_fraction']:.2f} in "
                      "them", fontsize=8)  # fmt: skip

@@ -13,6 +13,8 @@ box, where the estimator's uniform prior lives: keep the modes well inside it).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,9 +72,9 @@ def integrate_field(key, q_fn, num_samples: int, action_size: int, config: Score
 
 
 # ----- probes of trained runs (mjx_som.load) ----------------------------------------------------
-def noise_grid(side: int, radius: float = 2.5) -> jax.Array:
-    """A side x side grid of 2-D noise points over [-radius, radius]^2, [side^2, 2]."""
-    axis = jnp.linspace(-radius, radius, side)
+def square_grid(side: int, half_width: float) -> jax.Array:
+    """A side x side grid of 2-D points over [-half_width, half_width]^2, [side^2, 2] (x varies fastest)."""
+    axis = jnp.linspace(-half_width, half_width, side)
     return jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
 
 
@@ -101,12 +103,7 @@ def velocity_field(run, points: jax.Array, t: float, key: jax.Array, obs=None, q
     Q). obs [O]: the raw state, default the bandit's zero observation."""
     config = run.config.algo_config()
     obs = jnp.zeros(run.env.observation_size) if obs is None else obs
-    s = run.normalize(obs[None])[0]
-
-    def learned_q(actions):
-        return min_q(config, critic_params(run), jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions)
-
-    q_fn = learned_q if q_fn is None else q_fn
+    q_fn = functools.partial(q_values, run, obs[None]) if q_fn is None else q_fn
     keys = jax.random.split(key, points.shape[0])
     return jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(t), config.score_config()))(keys, points)
 
