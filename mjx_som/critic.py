@@ -3,6 +3,7 @@ shared by every agent (som.md §6)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -30,6 +31,10 @@ class CriticConfig:
     """Polyak rate of the target critics"""
     activation: str = "mish"
     """hidden activation of every network: mish, relu or silu"""
+
+
+# next_action_fn(next_obs [B, O]) -> (next_action [B, A], bonus [B] or scalar, e.g. SAC's -alpha log pi)
+NextActionFn = Callable[[jax.Array], tuple[jax.Array, jax.Array | float]]
 
 
 @struct.dataclass
@@ -60,20 +65,26 @@ def best_of_n(config: CriticConfig, params, obs: jax.Array, candidates: jax.Arra
     return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
 
 
-def td_target(
-    config: CriticConfig, target_params, batch: Transition, next_action: jax.Array, next_bonus=0.0
-) -> jax.Array:
-    """y = r + gamma (1 - terminated) (min(Q1', Q2')(s', a') + next_bonus): bootstraps through
-    truncation. next_bonus [B]: e.g. SAC's -alpha log pi(a'|s'). -> [B]"""
-    next_q = min_q(config, target_params, batch.next_obs, next_action)
-    return batch.reward + config.gamma * (1.0 - batch.terminated) * (next_q + next_bonus)
+def td_target(config: CriticConfig, target_params, batch: Transition, next_action_fn: NextActionFn) -> jax.Array:
+    """y = r + gamma (1 - terminated) (min(Q1', Q2')(s', a') + bonus) with (a', bonus) =
+    next_action_fn(s'): bootstraps through truncation. When every transition of the batch terminated
+    (a bandit's one-step episodes) the bootstrap is multiplied by zero everywhere, so a' is not
+    sampled at all (lax.cond): an iterative actor's best-of-N chain costs nothing there. -> [B]"""
+
+    def bootstrap():
+        next_action, bonus = next_action_fn(batch.next_obs)
+        return min_q(config, target_params, batch.next_obs, next_action) + bonus
+
+    all_terminated = jnp.all(batch.terminated > 0)
+    next_value = jax.lax.cond(all_terminated, lambda: jnp.zeros_like(batch.reward), bootstrap)
+    return batch.reward + config.gamma * (1.0 - batch.terminated) * next_value
 
 
 def critic_update(
-    config: CriticConfig, state: CriticState, batch: Transition, next_action: jax.Array, next_bonus=0.0
+    config: CriticConfig, state: CriticState, batch: Transition, next_action_fn: NextActionFn
 ) -> tuple[CriticState, dict]:
-    """One Adam step on the TD error of both critics, then the Polyak target update."""
-    y = jax.lax.stop_gradient(td_target(config, state.target_params, batch, next_action, next_bonus))
+    """One Adam step on the TD error of both critics (td_target), then the Polyak target update."""
+    y = jax.lax.stop_gradient(td_target(config, state.target_params, batch, next_action_fn))
 
     def loss_fn(params):
         q = critic_network(config).apply(params, batch.obs, batch.action)  # [2, B]

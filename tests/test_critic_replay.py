@@ -28,9 +28,25 @@ def test_td_target_bootstraps_through_truncation_not_termination():
         obs=jnp.zeros((2, 3)), action=jnp.zeros((2, 2)), reward=jnp.array([1.0, 1.0]),
         next_obs=next_obs, terminated=jnp.array([1.0, 0.0]),  # row 0 terminated, row 1 truncated
     )  # fmt: skip
-    y = np.asarray(td_target(CONFIG, params, batch, next_action))
+    y = np.asarray(td_target(CONFIG, params, batch, lambda obs: (next_action, 0.5)))
     q_next = np.asarray(min_q(CONFIG, params, next_obs, next_action))
-    np.testing.assert_allclose(y, [1.0, 1.0 + 0.9 * q_next[1]], rtol=1e-6)
+    np.testing.assert_allclose(y, [1.0, 1.0 + 0.9 * (q_next[1] + 0.5)], rtol=1e-6)
+
+
+def test_td_target_of_an_all_terminated_batch_never_samples_the_next_action():
+    """A bandit batch (every row terminated) is r exactly: the next-action branch is not run, so
+    even a next action of NaN (which 0 * NaN would let through) cannot reach the target."""
+    params = critic_init(jax.random.PRNGKey(0), 3, 2, CONFIG).params
+    reward = jnp.array([0.3, -1.0, 2.0])
+    batch = Transition(jnp.zeros((3, 3)), jnp.zeros((3, 2)), reward, jnp.zeros((3, 3)), jnp.ones(3))
+
+    def nan_action(obs):
+        return jnp.full((obs.shape[0], 2), jnp.nan), 0.0
+
+    target = jax.jit(lambda b: td_target(CONFIG, params, b, nan_action))
+    np.testing.assert_array_equal(np.asarray(target(batch)), reward)
+    one_truncated = batch.replace(terminated=jnp.array([1.0, 1.0, 0.0]))
+    assert np.isnan(np.asarray(target(one_truncated))[2])
 
 
 def _rows(n, start):

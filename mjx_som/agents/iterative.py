@@ -119,7 +119,7 @@ def make_diffusion_agent(
 
     def update(state: DiffusionState, batch: Transition, key):
         key_next, key_actor, key_extra = jax.random.split(key, 3)
-        critic, metrics = critic_update(config, state.critic, batch, greedy(state, batch.next_obs, key_next))
+        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key_next), 0.0))
         state = state.replace(critic=critic)
 
         def loss_fn(params):

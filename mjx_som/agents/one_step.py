@@ -112,7 +112,7 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
 
     def update(state: OneStepState, batch: Transition, key):
         key_next, key_target = jax.random.split(key)
-        critic, metrics = critic_update(config, state.critic, batch, greedy(state, batch.next_obs, key_next))
+        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key_next), 0.0))
         a_t, r, t, v, target_metrics = regression_target(state, critic.params, batch, key_target, sampler)
 
         def loss_fn(params):

@@ -88,8 +88,12 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
     def update(state: SACState, batch: Transition, key):
         key_next, key_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
-        next_action, next_log_prob = sample_with_log_prob(state.actor_params, batch.next_obs, key_next)
-        critic, metrics = critic_update(config, state.critic, batch, next_action, -alpha * next_log_prob)
+
+        def next_action_fn(obs):
+            next_action, next_log_prob = sample_with_log_prob(state.actor_params, obs, key_next)
+            return next_action, -alpha * next_log_prob
+
+        critic, metrics = critic_update(config, state.critic, batch, next_action_fn)
 
         def actor_loss(params):
             action, log_prob = sample_with_log_prob(params, batch.obs, key_actor)
