@@ -66,7 +66,7 @@ def probe_score(out: str, quick: bool) -> dict:
     bandit = envs.make("bandit/eight_gaussians")
     means = jnp.asarray(bandit.modes)  # agent coordinates: this bandit's box is [-1, 1]^2
     std0, weights = jnp.full(len(means), 0.1), jnp.full(len(means), 1.0 / len(means))
-    config = ScoreConfig(num_samples=32 if quick else 100)
+    config = ScoreConfig(temperature="fixed", num_samples=32 if quick else 100)
     q_fn = jax.vmap(lambda a: gmm_log_density(a, means, std0, weights) / config.alpha)
     times = (0.2, 0.8) if quick else (0.1, 0.3, 0.6, 0.9)
     side = 9 if quick else 41
@@ -117,7 +117,7 @@ def probe_ablation(out: str, quick: bool) -> dict:
     samples, steps = (128, 20) if quick else (2048, 100)
     settings = {
         "K": [(k, ScoreConfig(num_samples=k)) for k in ((8,) if quick else (8, 32, 100, 300))],
-        "alpha": [(a, ScoreConfig(alpha=a)) for a in (() if quick else (3.0, 10.0, 30.0, 100.0))],
+        "alpha": [(a, ScoreConfig(temperature="fixed", alpha=a)) for a in (() if quick else (3.0, 10.0, 30.0, 100.0))],
         "w (idem, vp)": [
             (w, ScoreConfig(estimator="idem", path="vp", w=w)) for w in ((5.0,) if quick else (1.0, 5.0, 20.0))
         ],  # fmt: skip

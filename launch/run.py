@@ -1,13 +1,13 @@
 """Train an agent: a thin CLI over mjx_som.api (every flag is a RunConfig / algorithm field).
 
-    python launch/run.py                                   # SOM on HalfCheetah-v4, 4096 envs
+    python launch/run.py                                   # SOM on HalfCheetah-v4 (4096 envs on a GPU, 32 on a CPU)
     python launch/run.py --env bandit/eight_gaussians
     python launch/run.py --env Hopper-v4 --num-envs 1024 --som.w 3 --wandb-mode offline
 
     python launch/run.py --resume runs/HalfCheetah-v4-som-s0-20261127-101500   # continue a run
 
-Defaults come from the environment's preset (mjx_som.api.PRESETS), so pass --env first
-to see its defaults in --help; with --resume they come from the run's config.json.
+Defaults come from the environment's preset for this machine (mjx_som.api.PRESETS; --preset
+accelerator|cpu|none picks another), so pass --env first to see its defaults in --help; with --resume they come from the run's config.json.
 Ctrl-C (or SIGTERM) finishes the current chunk, writes a checkpoint and summary.json and
 exits with status 130; a run stopped by non-finite updates exits with status 3.
 """
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pre.add_argument("--env", default=saved.env if saved else api.RunConfig.env)
     pre.add_argument("--algo", default=saved.algo if saved else api.RunConfig.algo)
+    pre.add_argument("--preset", default=saved.preset if saved else api.RunConfig.preset)
     known, _ = pre.parse_known_args(argv)
     if known.env not in envs.names():
         print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     default = saved if saved and (known.env, known.algo) == (saved.env, saved.algo) else None
-    default = default or api.default_config(known.env, known.algo)
+    try:
+        default = default or api.default_config(known.env, known.algo, known.preset)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     config = tyro.cli(api.RunConfig, args=argv, default=default, description=__doc__)
     if device_name() == "cpu" and config.num_envs >= 1024:
         print(

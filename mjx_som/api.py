@@ -93,6 +93,9 @@ class RunConfig(TrainerConfig):
     """a run directory to continue exactly from its latest checkpoint (its config.json must match)"""
     progress: bool = True
     """show the live progress bar"""
+    preset: str = "auto"
+    """which of the env's presets set the defaults: auto (accelerator if JAX sees one, else cpu), accelerator,
+    cpu or none (the plain RunConfig defaults); the flags given override it"""
     som: SOMConfig = field(default_factory=SOMConfig)
     """SOM hyper-parameters"""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -116,7 +119,8 @@ class RunConfig(TrainerConfig):
         return getattr(self, self.algo)
 
 
-# Per-environment starting points (then user overrides). docs/algorithm.md gives the reasons.
+# Per-environment starting points (then user overrides), per machine class: "accelerator" (a GPU/TPU) or
+# "cpu". docs/algorithm.md gives the reasons for every value.
 # Bandits: one-step episodes, so the critic only has to learn the reward landscape; many
 # cheap updates per transition, small ReLU networks (Mish and LayerNorm cost 2-3x on CPU).
 _BANDIT_NETWORKS = dict(
@@ -137,11 +141,32 @@ _CHEAP_PRESET = dict(
     learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
     **{algo: _CHEAP_NETWORKS for algo in agents.algos()} | {"som": dict(_CHEAP_NETWORKS, num_samples=32)},
 )  # fmt: skip
-PRESETS: dict[str, dict] = {
-    **{name: _BANDIT_PRESET for name in envs.bandits.BANDITS},
-    "InvertedPendulum-v4": _CHEAP_PRESET,
-    "InvertedDoublePendulum-v4": _CHEAP_PRESET,
+# Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
+# methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
+# 3-step returns, LayerNorm critics wider than the actor, observation normalisation.
+_LOCOMOTION_ACCELERATOR = dict(
+    num_envs=4096, total_steps=20_000_000, batch_size=8192, updates_per_step=4, n_step=3, buffer_size=2**21,
+    learning_starts=4096 * 32, reward_scale=0.2, log_every=4096 * 50, eval_every=4096 * 250, eval_episodes=64,
+    **{algo: dict(critic_hidden=(512, 512, 512)) for algo in agents.algos()},
+)  # fmt: skip
+# Locomotion on a CPU (2 cores): 32 envs and small ReLU networks, so that HalfCheetah-v4 reaches a
+# return of a few thousand in about 100k env steps (minutes); 8 updates of 256 per vector step of 32.
+_LOCOMOTION_CPU_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu")
+_LOCOMOTION_CPU = dict(
+    num_envs=32, total_steps=100_000, batch_size=256, updates_per_step=8, n_step=1, buffer_size=100_000,
+    learning_starts=8_000, reward_scale=0.2, log_every=8_000, eval_every=16_000, eval_episodes=8,
+    **{algo: _LOCOMOTION_CPU_NETWORKS for algo in agents.algos()}
+    | {"som": dict(_LOCOMOTION_CPU_NETWORKS, num_samples=32)},
+)  # fmt: skip
+LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
+MACHINES = ("accelerator", "cpu")
+PRESETS: dict[str, dict[str, dict]] = {
+    **{name: {m: _BANDIT_PRESET for m in MACHINES} for name in envs.bandits.BANDITS},
+    "InvertedPendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
+    "InvertedDoublePendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
+    **{name: {"accelerator": _LOCOMOTION_ACCELERATOR, "cpu": _LOCOMOTION_CPU} for name in LOCOMOTION_TASKS},
 }
+PRESET_CHOICES = ("auto", *MACHINES, "none")
 
 
 def _with_preset(config: RunConfig, preset: dict) -> RunConfig:
@@ -153,9 +178,23 @@ def _with_preset(config: RunConfig, preset: dict) -> RunConfig:
     return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_part)})
 
 
-def default_config(env_name: str, algo: str = "som") -> RunConfig:
-    """RunConfig with the environment's preset applied."""
-    return _with_preset(RunConfig(env=env_name, algo=algo), PRESETS.get(env_name, {}))
+def preset_machine(preset: str = "auto") -> str | None:
+    """The machine class whose preset applies: auto -> accelerator when JAX's default backend is not the
+    CPU, else cpu; none -> None (the RunConfig defaults)."""
+    if preset not in PRESET_CHOICES:
+        raise ValueError(f"--preset {preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
+    if preset == "none":
+        return None
+    if preset == "auto":
+        return "cpu" if jax.default_backend() == "cpu" else "accelerator"
+    return preset
+
+
+def default_config(env_name: str, algo: str = "som", preset: str = "auto") -> RunConfig:
+    """RunConfig with the environment's preset for the machine (preset_machine) applied."""
+    machine = preset_machine(preset)
+    config = RunConfig(env=env_name, algo=algo, preset=preset)
+    return _with_preset(config, PRESETS.get(env_name, {}).get(machine, {})) if machine else config
 
 
 def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
@@ -228,8 +267,9 @@ def _memory_limit_bytes() -> int:
 def validate(config: RunConfig, env) -> None:
     """Every check that can fail before compiling, with the flag, the value and what is allowed."""
     agents.config_class(config.algo)
+    preset_machine(config.preset)  # an unknown preset fails here, naming the allowed ones
     positive = ("num_envs", "total_steps", "batch_size", "updates_per_step", "buffer_size", "log_every",
-                "eval_every", "eval_episodes")  # fmt: skip
+                "eval_every", "eval_episodes", "n_step")  # fmt: skip
     for name in positive:
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
@@ -295,15 +335,25 @@ def config_from_dict(values: dict, cls=RunConfig):
     return cls(**kwargs)
 
 
+def _upgrade(values: dict) -> dict:
+    """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
+    alpha (and standardize_q, off by default, is gone); n_step did not exist (1)."""
+    som = values.get("som")
+    if isinstance(som, dict) and "temperature" not in som:
+        som = {k: v for k, v in som.items() if k != "standardize_q"}
+        values = {**values, "som": {**som, "temperature": "fixed"}}
+    return values
+
+
 def load_config(run_dir: str) -> RunConfig:
-    """The RunConfig saved in run_dir/config.json."""
+    """The RunConfig saved in run_dir/config.json (written by this or an earlier version)."""
     if not os.path.isdir(run_dir):
         raise ValueError(f"--resume {run_dir!r}: no such directory")
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"--resume {run_dir!r}: no config.json there, so it is not a run directory")
     with open(path) as f:
-        return config_from_dict(json.load(f))
+        return config_from_dict(_upgrade(json.load(f)))
 
 
 # Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
@@ -397,7 +447,7 @@ def resolve_config(env="HalfCheetah-v4", algo: str = "som", **overrides) -> RunC
     bandit preset), then the overrides."""
     agents.config_class(algo)  # an unknown algo fails here, naming the valid ones
     if isinstance(env, str):
-        config = default_config(env, algo)
+        config = default_config(env, algo, overrides.get("preset", "auto"))
     else:
         preset = _BANDIT_PRESET if isinstance(env, Bandit) else {}
         config = _with_preset(RunConfig(env=_env_name(env), algo=algo), preset)

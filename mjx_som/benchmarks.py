@@ -87,6 +87,7 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
         reward=jax.random.normal(keys[2], (batch_size,)),
         next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
         terminated=jax.numpy.zeros(batch_size),
+        done=jax.numpy.zeros(batch_size),
     )
     update = jax.jit(agent.update)
     state = agent_state

@@ -1,5 +1,5 @@
 """Twin critics with Polyak-averaged targets, best-of-N selection, and the TD update
-shared by every agent (som.md §6)."""
+shared by every agent (docs/algorithm.md)."""
 
 from __future__ import annotations
 
@@ -66,8 +66,10 @@ def best_of_n(config: CriticConfig, params, obs: jax.Array, candidates: jax.Arra
 
 
 def td_target(config: CriticConfig, target_params, batch: Transition, next_action_fn: NextActionFn) -> jax.Array:
-    """y = r + gamma (1 - terminated) (min(Q1', Q2')(s', a') + bonus) with (a', bonus) =
-    next_action_fn(s'): bootstraps through truncation. When every transition of the batch terminated
+    """y = r + discount (1 - terminated) (min(Q1', Q2')(s', a') + bonus) with (a', bonus) = next_action_fn(s')
+    and discount = batch.discount (gamma^m of an m-step return; gamma when not set): bootstraps through
+    truncation. A terminated row's next value is masked, not multiplied by 0, so a non-finite final
+    observation (Ant ends on one) cannot poison its target. When every transition of the batch terminated
     (a bandit's one-step episodes) the bootstrap is multiplied by zero everywhere, so a' is not
     sampled at all (lax.cond): an iterative actor's best-of-N chain costs nothing there. -> [B]"""
 
@@ -77,7 +79,8 @@ def td_target(config: CriticConfig, target_params, batch: Transition, next_actio
 
     all_terminated = jnp.all(batch.terminated > 0)
     next_value = jax.lax.cond(all_terminated, lambda: jnp.zeros_like(batch.reward), bootstrap)
-    return batch.reward + config.gamma * (1.0 - batch.terminated) * next_value
+    discount = config.gamma if batch.discount is None else batch.discount
+    return batch.reward + discount * jnp.where(batch.terminated > 0, 0.0, next_value)
 
 
 def critic_update(

@@ -20,6 +20,9 @@ class Transition:
     reward: jax.Array  # [N]
     next_obs: jax.Array  # [N, O] the true next observation (before any auto-reset)
     terminated: jax.Array  # [N] 1.0 where the task ended the episode (no bootstrap)
+    done: jax.Array  # [N] 1.0 where the episode ended by termination or truncation (an n-step return stops)
+    # [N] the factor on the bootstrapped value, gamma^m for an m-step return; set by replay_sample, not stored
+    discount: jax.Array | None = None
 
 
 @struct.dataclass
@@ -35,13 +38,13 @@ class ReplayState:
 
 def replay_init(capacity: int, obs_size: int, action_size: int) -> ReplayState:
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
-    data = Transition(z(obs_size), z(action_size), z(), z(obs_size), z())
+    data = Transition(z(obs_size), z(action_size), z(), z(obs_size), z(), z())
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
 def replay_bytes(capacity: int, obs_size: int, action_size: int) -> int:
     """Bytes of a buffer of `capacity` float32 transitions."""
-    return 4 * capacity * (2 * obs_size + action_size + 2)
+    return 4 * capacity * (2 * obs_size + action_size + 3)
 
 
 def replay_insert(state: ReplayState, batch: Transition) -> ReplayState:
@@ -56,7 +59,32 @@ def replay_insert(state: ReplayState, batch: Transition) -> ReplayState:
     )
 
 
-def replay_sample(state: ReplayState, key: jax.Array, batch_size: int) -> Transition:
-    """batch_size transitions drawn uniformly (with replacement) from the filled rows."""
-    rows = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
-    return jax.tree.map(lambda buf: buf[rows], state.data)
+def replay_sample(
+    state: ReplayState, key: jax.Array, batch_size: int, gamma: float, n_step: int = 1, stride: int = 1
+) -> Transition:
+    """batch_size n-step transitions whose first steps are drawn uniformly (with replacement) from the filled
+    rows. The buffer holds whole vector steps, so one environment's next transition is `stride` (num_envs)
+    rows later. Each return sums gamma^k r_k along them and stops after n_step steps, at the end of an
+    episode (termination or truncation: next_obs is then that step's true final observation) or at the newest
+    row; `discount` is gamma^m for the m steps taken and `terminated` is the last step's."""
+    capacity = state.capacity
+    size = jnp.maximum(state.size, 1)
+    age = jax.random.randint(key, (batch_size,), 0, size)  # 0 = the oldest filled row
+    oldest = state.insert_pos - state.size
+
+    def rows(k):
+        return (oldest + age + k * stride) % capacity
+
+    batch = jax.tree.map(lambda buf: buf[rows(0)], state.data)
+    reward, next_obs, terminated, done = batch.reward, batch.next_obs, batch.terminated, batch.done
+    discount = jnp.full_like(reward, gamma)
+    going = done == 0
+    for k in range(1, n_step):
+        valid = going & (age + k * stride < state.size)
+        row = rows(k)
+        reward = reward + jnp.where(valid, discount * state.data.reward[row], 0.0)
+        next_obs = jnp.where(valid[:, None], state.data.next_obs[row], next_obs)
+        terminated = jnp.where(valid, state.data.terminated[row], terminated)
+        discount = jnp.where(valid, discount * gamma, discount)
+        going = valid & (state.data.done[row] == 0)
+    return batch.replace(reward=reward, next_obs=next_obs, terminated=terminated, discount=discount)

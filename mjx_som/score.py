@@ -1,4 +1,4 @@
-"""Noise paths and the critic-derived target velocity of SOM (som.md §2-§4, §9).
+"""Noise paths and the critic-derived target velocity of SOM (docs/algorithm.md).
 
 Time runs from t = 0 (clean action a_0) to t = 1 (noise). Two paths:
 
@@ -6,7 +6,7 @@ Time runs from t = 0 (clean action a_0) to t = 1 (noise). Two paths:
     linear: a_t = (1 - t) a_0 + t eps
 
 and two estimators of the velocity field that transports N(0, I) onto the Boltzmann
-policy p_0(a|s) ∝ exp(alpha Q(s, a)) on the action box [-1, 1]^A:
+policy p_0(a|s) ∝ exp(alpha Q(s, a)) on the action box [-1, 1]^A (alpha: see `temperature`):
 
     "denoise": the posterior mean D = E[a_0 | a_t] by self-normalised importance sampling
                over K proposals from the kernel's Gaussian posterior truncated to the box
@@ -15,7 +15,7 @@ policy p_0(a|s) ∝ exp(alpha Q(s, a)) on the action box [-1, 1]^A:
                linear: v = (a_t - D) / t
     "idem":    the paper's estimator as publicly described: g = grad_{a_t} logsumexp_k
                alpha Q(a_t/mu_t + sigma_t/mu_t eps_k) and v = -beta_t/2 (a_t + w g/(|g|+eps)).
-               vp only. som.md §9 records that this field diverges; tests show it.
+               vp only. This field diverges (docs/algorithm.md); tests show it.
 
 Every function works on one (state, noisy action) pair; callers vmap.
 """
@@ -34,6 +34,9 @@ PATHS = ("vp", "linear")
 ESTIMATORS = ("denoise", "idem")
 
 
+TEMPERATURES = ("scaled", "fixed", "ess")
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """How the target velocity is estimated from the critic."""
@@ -41,17 +44,23 @@ class ScoreConfig:
     path: str = "linear"
     """noise path: linear (a_t = (1-t) a_0 + t eps) or vp"""
     estimator: str = "denoise"
-    """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, som.md §9)"""
+    """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, docs/algorithm.md)"""
+    temperature: str = "scaled"
+    """inverse temperature of the Boltzmann target exp(alpha Q): scaled (alpha = alpha_scaled / std of Q(s, .) over
+    the action box, per state: scale-free), fixed (alpha as given) or ess (per state and noisy action, solved so
+    the weights' effective sample size is target_ess K)"""
     alpha: float = 30.0
-    """inverse temperature of the Boltzmann target exp(alpha Q), Q in scaled reward units"""
+    """temperature=fixed: the inverse temperature, Q in scaled reward units"""
+    alpha_scaled: float = 5.0
+    """temperature=scaled: the inverse temperature in units of 1 / std(Q(s, .)) over the action box"""
+    target_ess: float = 0.1
+    """temperature=ess: the effective sample size of the weights, as a fraction of num_samples"""
     num_samples: int = 100
-    """K: Monte-Carlo proposals per (state, noisy action)"""
+    """K: Monte-Carlo proposals per (state, noisy action); also the uniform actions that measure Q's scale"""
     w: float = 5.0
     """score rescaling coefficient (idem estimator only)"""
     clip_proposals: bool = False
     """idem only: clip proposals a_{0|t} to the box (the SDAC repository's variant)"""
-    standardize_q: bool = False
-    """divide Q by its std over the K proposals, sqrt(var + 1e-8), before weighting"""
     beta_min: float = 0.1
     """VP schedule beta at t = 0"""
     beta_max: float = 20.0
@@ -64,15 +73,22 @@ class ScoreConfig:
             raise ValueError(f"path={self.path!r}; allowed: {', '.join(PATHS)}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator={self.estimator!r}; allowed: {', '.join(ESTIMATORS)}")
+        if self.temperature not in TEMPERATURES:
+            raise ValueError(f"temperature={self.temperature!r}; allowed: {', '.join(TEMPERATURES)}")
         if self.estimator == "idem" and self.path != "vp":
             raise ValueError("estimator='idem' is defined for path='vp' only")
+        if self.estimator == "idem" and self.temperature == "ess":
+            raise ValueError("estimator='idem' takes temperature='fixed' or 'scaled' (it has no importance weights)")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        for name in ("alpha", "alpha_scaled"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.target_ess < 1:
+            raise ValueError(f"target_ess must be in (0, 1) (a fraction of num_samples), got {self.target_ess}")
 
 
-# ----- VP schedule (som.md §2) -----------------------------------------------------------
+# ----- VP schedule -----------------------------------------------------------
 def vp_beta(t, beta_min=0.1, beta_max=20.0):
     return beta_min + t * (beta_max - beta_min)
 
@@ -101,57 +117,137 @@ def noise_action(a0: jax.Array, eps: jax.Array, t: jax.Array, config: ScoreConfi
     return signal[..., None] * a0 + noise[..., None] * eps
 
 
-# ----- the estimators (som.md §3-§4, §9) -------------------------------------------------
-def _boltzmann_logits(q: jax.Array, config: ScoreConfig) -> jax.Array:
-    if config.standardize_q:
-        q = (q - q.mean()) / jnp.sqrt(q.var() + 1e-8)
-    return config.alpha * q
+# ----- importance weights and their temperature ---------------------------------------------
+ESS_BISECTION_STEPS = 30
+ESS_LOG_RANGE = (-7.0, 12.0)  # natural-log bounds of alpha * std(Q) searched by temperature=ess
+
+
+def ess_fraction(weights: jax.Array, axis: int = -1) -> jax.Array:
+    """Effective sample size (sum w)^2 / sum w^2 of non-negative weights, as a fraction of their count:
+    1 for equal weights, 1/n for a single non-zero one. weights [..., n] -> [...]."""
+    total = jnp.sum(weights, axis=axis)
+    return jnp.square(total) / jnp.maximum(jnp.sum(jnp.square(weights), axis=axis), 1e-30) / weights.shape[axis]
+
+
+def weight_metrics(ess: jax.Array) -> dict:
+    """The training metrics of per-state effective sample sizes ess [B] (fractions): their mean and 10th
+    percentile over the batch (train/score_ess, train/score_ess_p10)."""
+    return {"score_ess": jnp.mean(ess), "score_ess_p10": jnp.quantile(ess, 0.1)}
+
+
+def ess_temperature(q: jax.Array, target: float) -> jax.Array:
+    """The inverse temperature alpha >= 0 at which softmax(alpha q) over q [K] has an effective sample size of
+    target * K, by bisection on log alpha (the ESS falls monotonically as alpha grows). Scale-free: multiplying
+    q by c divides alpha by c. Where even the largest alpha searched keeps the ESS above the target (q nearly
+    constant), that largest alpha. -> scalar."""
+    scale = jnp.sqrt(jnp.var(q)) + 1e-30
+    z = (q - jnp.max(q)) / scale
+
+    def ess_at(log_beta):
+        return ess_fraction(jnp.exp(jnp.exp(log_beta) * z))
+
+    def step(_, bounds):
+        low, high = bounds
+        mid = 0.5 * (low + high)
+        above = ess_at(mid) > target  # still too flat: the temperature must fall (alpha rise)
+        return jnp.where(above, mid, low), jnp.where(above, high, mid)
+
+    low, high = jax.lax.fori_loop(0, ESS_BISECTION_STEPS, step, ESS_LOG_RANGE)
+    return jnp.exp(0.5 * (low + high)) / scale
+
+
+def state_alpha(key, q_fn: QFn, action_size: int, config: ScoreConfig) -> jax.Array:
+    """The inverse temperature of one state's Boltzmann target: alpha (fixed), or alpha_scaled / std of Q over
+    num_samples uniform actions of the box (scaled). Not used by temperature=ess. -> scalar."""
+    if config.temperature != "scaled":
+        return jnp.asarray(config.alpha, jnp.float32)
+    uniform = jax.random.uniform(key, (config.num_samples, action_size), minval=-1.0, maxval=1.0)
+    return config.alpha_scaled / (jnp.sqrt(jnp.var(q_fn(uniform))) + 1e-30)
+
+
+# ----- the estimators (docs/algorithm.md) ------------------------------------------------------
+def truncated_standard_normal(key, lower: jax.Array, upper: jax.Array, shape) -> jax.Array:
+    """Standard normal samples truncated to [lower, upper] (broadcast to shape), accurate far in either tail.
+
+    jax.random.truncated_normal inverts erf, which rounds to +-1 beyond ~5.5 std: both bounds deep in one tail
+    then put every sample at the far bound. Here the interval is mirrored into the lower tail and inverted
+    through log_ndtr / ndtri; beyond float32's reach (~13 std) the samples sit at the near bound, where the
+    truncated density is concentrated."""
+    mirror = lower > 0
+    low, high = jnp.where(mirror, -upper, lower), jnp.where(mirror, -lower, upper)
+    log_low, log_high = jax.scipy.special.log_ndtr(low), jax.scipy.special.log_ndtr(high)
+    ratio = jnp.exp(log_low - log_high)  # P(Z < low) / P(Z < high), in [0, 1]
+    u = jax.random.uniform(key, shape)
+    x = jax.scipy.special.ndtri(jnp.exp(log_high + jnp.log(ratio + u * (1.0 - ratio))))
+    x = jnp.where(jnp.isfinite(x), jnp.clip(x, low, high), high)
+    return jnp.where(mirror, -x, x)
 
 
 def posterior_proposals(key, a_t, t, config: ScoreConfig) -> jax.Array:
     """K samples [K, A] of a_0 | a_t: the kernel's Gaussian posterior truncated to [-1, 1]^A."""
     signal, noise = path_coefficients(t, config)
     mean, std = a_t / signal, noise / signal
-    lower, upper = (-1.0 - mean) / std, (1.0 - mean) / std
-    z = jax.random.truncated_normal(key, lower, upper, (config.num_samples,) + a_t.shape)
-    proposals = jnp.clip(mean + std * z, -1.0, 1.0)  # the clip only guards float round-off
-    # A posterior far in a tail (both bounds beyond ~8 std) can make the inverse-CDF sampler
-    # return NaN; the exact posterior is then a point mass at the projected mean.
-    return jnp.where(jnp.isfinite(proposals), proposals, jnp.clip(mean, -1.0, 1.0))
+    z = truncated_standard_normal(key, (-1.0 - mean) / std, (1.0 - mean) / std, (config.num_samples,) + a_t.shape)
+    return jnp.clip(mean + std * z, -1.0, 1.0)  # the clip only guards float round-off
+
+
+def importance_weights(key, q_fn: QFn, proposals: jax.Array, config: ScoreConfig) -> tuple[jax.Array, jax.Array]:
+    """Self-normalised weights [K] of proposals [K, A] under exp(alpha Q), and the alpha used (scalar)."""
+    q = q_fn(proposals)
+    if config.temperature == "ess":
+        alpha = ess_temperature(q, config.target_ess)
+    else:
+        alpha = state_alpha(key, q_fn, proposals.shape[-1], config)
+    return jax.nn.softmax(alpha * q), alpha
 
 
 def posterior_mean(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
     """D = E[a_0 | a_t] under p_0 ∝ exp(alpha Q) on the box, by self-normalised IS. [A]"""
-    proposals = posterior_proposals(key, a_t, t, config)
-    weights = jax.nn.softmax(_boltzmann_logits(q_fn(proposals), config))
-    return jnp.sum(weights[:, None] * proposals, axis=0)
+    return posterior_mean_and_stats(key, q_fn, a_t, t, config)[0]
+
+
+def posterior_mean_and_stats(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> tuple[jax.Array, dict]:
+    """posterior_mean [A] and {"ess": the weights' effective sample size / K, "alpha": the inverse temperature}."""
+    key_proposals, key_alpha = jax.random.split(key)
+    proposals = posterior_proposals(key_proposals, a_t, t, config)
+    weights, alpha = importance_weights(key_alpha, q_fn, proposals, config)
+    return jnp.sum(weights[:, None] * proposals, axis=0), {"ess": ess_fraction(weights), "alpha": alpha}
 
 
 def idem_score(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
     """g = grad_{a_t} logsumexp_k alpha Q(a_{0|t}^(k)), a_{0|t} = a_t/mu_t + sigma_t/mu_t eps_k. [A]"""
+    key_eps, key_alpha = jax.random.split(key)
     mu_t, sigma_t = vp_mu_sigma(t, config.beta_min, config.beta_max)
-    eps = jax.random.normal(key, (config.num_samples,) + a_t.shape)
+    eps = jax.random.normal(key_eps, (config.num_samples,) + a_t.shape)
+    alpha = state_alpha(key_alpha, q_fn, a_t.shape[-1], config)
 
     def logsumexp_q(a):
         proposals = a / mu_t + (sigma_t / mu_t) * eps
         if config.clip_proposals:
             proposals = jnp.clip(proposals, -1.0, 1.0)
-        return jax.nn.logsumexp(_boltzmann_logits(q_fn(proposals), config))
+        return jax.nn.logsumexp(alpha * q_fn(proposals))
 
     return jax.grad(logsumexp_q)(a_t)
 
 
-def target_velocity(key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig) -> jax.Array:
-    """The regression target v(a_t, t | s) [A] (gradient stopped) for one state."""
+def estimate_velocity(key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig) -> tuple[jax.Array, dict]:
+    """The regression target v(a_t, t | s) [A] (gradient stopped) for one state, and the estimator's
+    {"ess", "alpha"} (posterior_mean_and_stats; NaN for the idem estimator, which has no weights)."""
     if config.estimator == "idem":
         g = idem_score(key, q_fn, a_t, t, config)
         v = -0.5 * vp_beta(t, config.beta_min, config.beta_max) * (a_t + config.w * g / (jnp.linalg.norm(g) + 1e-6))
+        stats = {"ess": jnp.nan, "alpha": jnp.nan}
     else:
-        d = posterior_mean(key, q_fn, a_t, t, config)
+        d, stats = posterior_mean_and_stats(key, q_fn, a_t, t, config)
         if config.path == "vp":
             mu_t, sigma_t = vp_mu_sigma(t, config.beta_min, config.beta_max)
             score = (mu_t * d - a_t) / sigma_t**2
             v = -0.5 * vp_beta(t, config.beta_min, config.beta_max) * (a_t + score)
         else:
             v = (a_t - d) / jnp.minimum(t, config.t_max)
-    return jax.lax.stop_gradient(v)
+    return jax.lax.stop_gradient(v), stats
+
+
+def target_velocity(key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig) -> jax.Array:
+    """The regression target v(a_t, t | s) [A] (gradient stopped) for one state (estimate_velocity)."""
+    return estimate_velocity(key, q_fn, a_t, t, config)[0]

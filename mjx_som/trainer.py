@@ -48,6 +48,8 @@ class TrainerConfig:
     """transitions collected with uniform random actions before updates begin"""
     reward_scale: float = 0.2
     """rewards are multiplied by this before the critic sees them"""
+    n_step: int = 1
+    """critic targets sum the rewards of up to n_step consecutive transitions of one env before bootstrapping"""
     normalize_obs: bool = True
     """running mean/std observation normalisation (brax's running statistics)"""
     log_every: int = 200_000
@@ -159,7 +161,7 @@ class Trainer:
         def one_update(carry, key):
             agent_state, consecutive = carry
             key_sample, key_update = jax.random.split(key)
-            batch = replay_sample(replay, key_sample, cfg.batch_size)
+            batch = replay_sample(replay, key_sample, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs)
             batch = batch.replace(
                 obs=self.normalize(normalizer, batch.obs),
                 next_obs=self.normalize(normalizer, batch.next_obs),
@@ -187,9 +189,10 @@ class Trainer:
         )
         env_state = self.vec.step(state.env_state, action)
         info = env_state.info
+        # a non-finite final observation (Ant terminates on one) is stored as zeros: it is never bootstrapped from
+        final_obs = jnp.where(jnp.isfinite(info["final_obs"]), info["final_obs"], 0.0)
         replay = replay_insert(
-            state.replay,
-            Transition(obs, action, env_state.reward, info["final_obs"], info["terminated"]),
+            state.replay, Transition(obs, action, env_state.reward, final_obs, info["terminated"], env_state.done)
         )
         if cfg.normalize_obs:  # rows with a non-finite observation are left out of the statistics
             finite_rows = jnp.all(jnp.isfinite(obs), axis=-1).astype(jnp.float32)

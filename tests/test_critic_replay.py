@@ -26,7 +26,7 @@ def test_td_target_bootstraps_through_truncation_not_termination():
     next_action = jnp.zeros((2, 2))
     batch = Transition(
         obs=jnp.zeros((2, 3)), action=jnp.zeros((2, 2)), reward=jnp.array([1.0, 1.0]),
-        next_obs=next_obs, terminated=jnp.array([1.0, 0.0]),  # row 0 terminated, row 1 truncated
+        next_obs=next_obs, terminated=jnp.array([1.0, 0.0]), done=jnp.ones(2),  # row 0 terminated, row 1 truncated
     )  # fmt: skip
     y = np.asarray(td_target(CONFIG, params, batch, lambda obs: (next_action, 0.5)))
     q_next = np.asarray(min_q(CONFIG, params, next_obs, next_action))
@@ -38,7 +38,7 @@ def test_td_target_of_an_all_terminated_batch_never_samples_the_next_action():
     even a next action of NaN (which 0 * NaN would let through) cannot reach the target."""
     params = critic_init(jax.random.PRNGKey(0), 3, 2, CONFIG).params
     reward = jnp.array([0.3, -1.0, 2.0])
-    batch = Transition(jnp.zeros((3, 3)), jnp.zeros((3, 2)), reward, jnp.zeros((3, 3)), jnp.ones(3))
+    batch = Transition(jnp.zeros((3, 3)), jnp.zeros((3, 2)), reward, jnp.zeros((3, 3)), jnp.ones(3), jnp.ones(3))
 
     def nan_action(obs):
         return jnp.full((obs.shape[0], 2), jnp.nan), 0.0
@@ -49,9 +49,62 @@ def test_td_target_of_an_all_terminated_batch_never_samples_the_next_action():
     assert np.isnan(np.asarray(target(one_truncated))[2])
 
 
+def test_td_target_masks_a_non_finite_next_value_of_a_terminated_row():
+    """Ant terminates on a non-finite state: that row's target is r, whatever its final observation holds
+    (0 * NaN would be NaN), while the other rows still bootstrap."""
+    params = critic_init(jax.random.PRNGKey(0), 3, 2, CONFIG).params
+    next_obs = jnp.array([[jnp.nan, 0.0, 0.0], [0.1, 0.2, 0.3]])
+    batch = Transition(
+        jnp.zeros((2, 3)), jnp.zeros((2, 2)), jnp.array([2.0, 1.0]), next_obs, jnp.array([1.0, 0.0]), jnp.ones(2)
+    )
+    y = np.asarray(td_target(CONFIG, params, batch, lambda obs: (jnp.zeros((2, 2)), 0.0)))
+    q_next = float(min_q(CONFIG, params, next_obs[1:], jnp.zeros((1, 2)))[0])
+    np.testing.assert_allclose(y, [2.0, 1.0 + 0.9 * q_next], rtol=1e-6)
+    # an n-step row bootstraps with its own discount gamma^m
+    y3 = np.asarray(
+        td_target(CONFIG, params, batch.replace(discount=jnp.array([0.729, 0.729])), lambda o: (o[:, :2], 0))
+    )
+    q_next = float(min_q(CONFIG, params, next_obs[1:], next_obs[1:, :2])[0])
+    np.testing.assert_allclose(y3, [2.0, 1.0 + 0.729 * q_next], rtol=1e-6)
+
+
+def test_n_step_returns_across_termination_truncation_and_the_ring_buffer_wrap():
+    """Two envs (stride 2), seven vector steps into a 10-row ring (times 0 and 1 overwritten), 3-step
+    returns with gamma = 0.5. Env 0 terminates at time 2 and is truncated at time 4; env 1 runs on."""
+    num_envs, gamma, state = 2, 0.5, replay_init(10, 1, 1)
+    for time in range(7):
+        ids = jnp.array([10.0 * time, 10.0 * time + 1])  # obs = 10 time + env: which transition was drawn
+        reward = jnp.array([time + 1.0, 100.0 + time])
+        terminated = jnp.array([time == 2, False], jnp.float32)
+        done = jnp.array([time in (2, 4), False], jnp.float32)
+        state = replay_insert(
+            state, Transition(ids[:, None], jnp.zeros((2, 1)), reward, ids[:, None] + 0.5, terminated, done)
+        )
+    assert int(state.insert_pos) == 4  # wrapped: times 5 and 6 sit in rows 0..3
+    batch = replay_sample(state, jax.random.PRNGKey(0), 4000, gamma, n_step=3, stride=num_envs)
+    drawn = {}
+    for i, key in enumerate(np.asarray(batch.obs[:, 0]).astype(int)):
+        drawn[key] = tuple(
+            float(np.asarray(x)[i]) for x in (batch.reward, batch.discount, batch.terminated, batch.next_obs[:, 0])
+        )
+    assert sorted(drawn) == [20, 21, 30, 31, 40, 41, 50, 51, 60, 61]  # times 0 and 1 were overwritten
+    expected = {
+        20: (3.0, 0.5, 1.0, 20.5),  # terminates at once: no further reward, no bootstrap
+        30: (4.0 + 0.5 * 5.0, 0.25, 0.0, 40.5),  # truncated at time 4: bootstraps from time 4's final obs
+        40: (5.0, 0.5, 0.0, 40.5),
+        50: (6.0 + 0.5 * 7.0, 0.25, 0.0, 60.5),  # the newest row ends the sum
+        60: (7.0, 0.5, 0.0, 60.5),
+        21: (102.0 + 0.5 * 103.0 + 0.25 * 104.0, 0.125, 0.0, 41.5),
+        41: (104.0 + 0.5 * 105.0 + 0.25 * 106.0, 0.125, 0.0, 61.5),
+        51: (105.0 + 0.5 * 106.0, 0.25, 0.0, 61.5),
+    }
+    for key, values in expected.items():
+        np.testing.assert_allclose(drawn[key], values, rtol=1e-6, err_msg=f"transition {key}")
+
+
 def _rows(n, start):
     x = jnp.arange(start, start + n, dtype=jnp.float32)
-    return Transition(x[:, None], jnp.stack([x, x], 1), x, x[:, None] + 0.5, jnp.zeros(n))
+    return Transition(x[:, None], jnp.stack([x, x], 1), x, x[:, None] + 0.5, jnp.zeros(n), jnp.zeros(n))
 
 
 def test_replay_wraps_around():
@@ -66,7 +119,7 @@ def test_replay_wraps_around():
 
 def test_replay_samples_uniformly_from_filled_rows():
     state = replay_insert(replay_init(100, 1, 2), _rows(10, 0))
-    batch = replay_sample(state, jax.random.PRNGKey(0), 50_000)
+    batch = replay_sample(state, jax.random.PRNGKey(0), 50_000, gamma=0.9)
     counts = np.bincount(np.asarray(batch.reward).astype(int), minlength=100)
     assert counts[10:].sum() == 0
     np.testing.assert_allclose(counts[:10] / 50_000, 0.1, atol=0.01)

@@ -38,7 +38,7 @@ def test_estimated_score_points_like_the_analytic_one_near_the_modes():
     keys = jax.random.split(jax.random.PRNGKey(2), points.shape[0])
 
     def agreement(num_samples):
-        config = ScoreConfig(num_samples=num_samples)
+        config = ScoreConfig(temperature="fixed", num_samples=num_samples)
         q_fn = jax.vmap(lambda a: gmm_log_density(a, MEANS, STD0, WEIGHTS) / config.alpha)
         est = jax.vmap(lambda k, a: estimated_score(k, q_fn, a, t, config))(keys, points)
         true = jax.vmap(lambda a: gmm_noised_score(a, t, MEANS, STD0, WEIGHTS, config))(points)

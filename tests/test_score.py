@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 import envs
-from mjx_som.score import ScoreConfig, noise_action, posterior_mean, target_velocity, vp_mu_sigma
+from mjx_som.score import (
+    ScoreConfig,
+    ess_fraction,
+    ess_temperature,
+    estimate_velocity,
+    noise_action,
+    posterior_mean,
+    posterior_proposals,
+    target_velocity,
+    vp_mu_sigma,
+)
 
 # Q(a) = -|a - m|^2 / 2 makes the Boltzmann target exp(alpha Q) the Gaussian N(m, I / alpha).
 # With alpha = 100 its std is 0.1 and m sits >= 8 std inside the box, so truncation is negligible.
@@ -49,15 +59,82 @@ def mean_error(config, t, num_points=64, seed=0):
 
 @pytest.mark.parametrize("path,t", [("linear", 0.2), ("linear", 0.7), ("vp", 0.1), ("vp", 0.3)])
 def test_denoise_velocity_converges_to_the_analytic_one(path, t):
-    errors = [mean_error(ScoreConfig(path=path, alpha=ALPHA, num_samples=k), t) for k in (10, 100, 10_000)]
+    errors = [
+        mean_error(ScoreConfig(path=path, temperature="fixed", alpha=ALPHA, num_samples=k), t)
+        for k in (10, 100, 10_000)
+    ]
     assert errors[2] < 0.05, errors  # relative error of the velocity with K = 10k samples
     assert errors[2] < errors[0] / 3, errors  # and it shrinks as K grows
 
 
-def test_posterior_is_finite_far_in_the_tail():
-    config = ScoreConfig(path="linear", num_samples=8)
+def test_posterior_far_in_a_tail_sits_at_the_near_edge_of_the_box():
+    """a_t beyond the box at small t: the truncated posterior is concentrated at the nearest face (the erf-based
+    sampler put every proposal at the far face: a_t = 1.05 at t = 1e-3 gave -1, and the velocity 2010)."""
+    config = ScoreConfig(path="linear", temperature="fixed", num_samples=64)
+    a_t, t = jnp.array([1.05, -1.5]), jnp.asarray(1e-3)
+    proposals = posterior_proposals(jax.random.PRNGKey(0), a_t, t, config)
+    np.testing.assert_allclose(np.asarray(proposals), np.broadcast_to([1.0, -1.0], (64, 2)), atol=1e-3)
     d = posterior_mean(jax.random.PRNGKey(0), quadratic_q, jnp.array([1.5, -1.5]), 1e-4, config)
-    assert np.all(np.isfinite(d)) and np.all(np.abs(d) <= 1.0)
+    np.testing.assert_allclose(np.asarray(d), [1.0, -1.0], atol=1e-3)
+    v = target_velocity(jax.random.PRNGKey(1), quadratic_q, jnp.array([1.01, 0.0]), t, config)
+    assert abs(float(v[0]) - 10.0) < 1.0, v  # (a_t - 1) / t
+
+
+def test_truncated_posterior_inside_the_box_matches_the_truncated_normal():
+    """Mean and std of the proposals against scipy's truncated normal, in the body and 6 std into a tail."""
+    from scipy.stats import truncnorm
+
+    config = ScoreConfig(path="linear", num_samples=200_000)
+    for a_t, t in ((0.3, 0.5), (1.0 + 6 * 0.05 / 0.95 * 0.95, 0.05)):
+        signal, noise = 1 - t, t
+        mean, std = a_t / signal, noise / signal
+        ref = truncnorm((-1 - mean) / std, (1 - mean) / std, loc=mean, scale=std)
+        x = np.asarray(posterior_proposals(jax.random.PRNGKey(3), jnp.array([a_t]), jnp.asarray(t), config))[:, 0]
+        np.testing.assert_allclose([x.mean(), x.std()], [ref.mean(), ref.std()], rtol=2e-2, atol=1e-4)
+
+
+def test_effective_sample_size_of_equal_and_of_one_dominant_weight():
+    assert float(ess_fraction(jnp.ones(50))) == pytest.approx(1.0)  # ESS = K
+    one = jnp.zeros(50).at[7].set(3.0)
+    assert float(ess_fraction(one)) == pytest.approx(1.0 / 50)  # ESS = 1
+    assert float(ess_fraction(jax.nn.softmax(jnp.array([0.0, 0.0, 100.0, 0.0])))) == pytest.approx(0.25, rel=1e-6)
+
+
+@pytest.mark.parametrize("target", [0.03, 0.1, 0.5])
+def test_ess_temperature_reaches_its_target_on_a_random_q(target):
+    q = 7.0 * jax.random.gumbel(jax.random.PRNGKey(4), (200,))
+    alpha = ess_temperature(q, target)
+    assert float(ess_fraction(jax.nn.softmax(alpha * q))) == pytest.approx(target, rel=1e-3)
+    assert float(ess_temperature(100.0 * q, target)) == pytest.approx(float(alpha) / 100.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("temperature", ["scaled", "ess"])
+def test_scale_free_velocity_ignores_the_scale_of_q_where_the_fixed_one_does_not(temperature):
+    a_t = jnp.array([[0.1, 0.4], [-0.6, 0.2], [0.9, -0.9]])
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+
+    def field(config, scale):
+        q_fn = lambda a: scale * quadratic_q(a)  # noqa: E731
+        return np.asarray(jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(0.6), config))(keys, a_t))
+
+    free = ScoreConfig(path="linear", temperature=temperature, num_samples=64)
+    np.testing.assert_allclose(field(free, 100.0), field(free, 1.0), rtol=1e-3, atol=1e-4)
+    fixed = ScoreConfig(path="linear", temperature="fixed", alpha=30.0, num_samples=64)
+    assert np.max(np.abs(field(fixed, 100.0) - field(fixed, 1.0))) > 0.1
+
+
+def test_fixed_temperature_on_a_large_q_degenerates_and_the_scaled_one_does_not():
+    """On Q in the hundreds (HalfCheetah's scale), alpha = 30 leaves one proposal (ESS ~ 1/K) at large t."""
+    q_fn = lambda a: 300.0 * quadratic_q(a)  # noqa: E731
+
+    def ess(config):
+        keys = jax.random.split(jax.random.PRNGKey(6), 64)
+        a_t = jax.random.normal(jax.random.PRNGKey(7), (64, 2))
+        _, stats = jax.vmap(lambda k, a: estimate_velocity(k, q_fn, a, jnp.asarray(0.9), config))(keys, a_t)
+        return float(jnp.mean(stats["ess"]))
+
+    assert ess(ScoreConfig(temperature="fixed", alpha=30.0, num_samples=100)) < 0.02
+    assert ess(ScoreConfig(num_samples=100)) > 0.05
 
 
 def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
@@ -78,15 +155,16 @@ def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
     return bandit, a
 
 
-def test_denoise_field_transports_noise_to_all_high_modes():
-    bandit, a = integrate_field(ScoreConfig(path="linear", estimator="denoise", alpha=30.0, num_samples=100))
+@pytest.mark.parametrize("temperature", ["scaled", "fixed"])
+def test_denoise_field_transports_noise_to_all_high_modes(temperature):
+    bandit, a = integrate_field(ScoreConfig(path="linear", temperature=temperature, alpha=30.0, num_samples=100))
     stats = bandit.mode_stats(a)
     assert stats["modes_covered"] == 4 and stats["high_reward_fraction"] > 0.8, stats
 
 
 def test_literal_idem_field_diverges():
-    """som.md §9: the paper's estimator as publicly described sends samples out of the box."""
-    config = ScoreConfig(path="vp", estimator="idem", alpha=30.0, w=5.0, num_samples=100)
+    """The paper's estimator as publicly described sends samples out of the box."""
+    config = ScoreConfig(path="vp", estimator="idem", temperature="fixed", alpha=30.0, w=5.0, num_samples=100)
     _, a = integrate_field(config)
     outside = np.mean(np.max(np.abs(np.asarray(a)), axis=-1) > 1.5)
     assert outside > 0.9, outside

@@ -15,6 +15,7 @@ from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
 from mjx_som.critic import min_q
 from mjx_som.diffusion import denoising_loss
+from mjx_som.score import ess_fraction
 
 Q_STATS_RATE = 0.001
 
@@ -35,7 +36,9 @@ def make_dpmd(config: DPMDConfig, spec: EnvSpec) -> Agent:
         z = (q - state.extra["q_mean"]) / state.extra["q_std"]
         weights = jax.lax.stop_gradient(jnp.exp(jnp.clip(z, -3.0, 3.0) / config.temperature))
         loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key_loss, action, weights)
-        return loss, {"weight_mean": jnp.mean(weights), "batch_q_mean": jnp.mean(q), "batch_q_std": jnp.std(q)}
+        metrics = {"weight_mean": jnp.mean(weights), "batch_q_mean": jnp.mean(q), "batch_q_std": jnp.std(q)}
+        # one weight per state: the effective sample size is over the batch
+        return loss, metrics | {"score_ess": ess_fraction(weights)}
 
     def extra_update(state, critic_params, batch, key, policy, actor_metrics):
         """Running estimates of Q's mean and std over the cloned actions."""

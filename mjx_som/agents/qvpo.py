@@ -15,6 +15,7 @@ from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
 from mjx_som.critic import min_q
 from mjx_som.diffusion import denoising_loss
+from mjx_som.score import ess_fraction, weight_metrics
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,11 @@ def make_qvpo(config: QVPOConfig, spec: EnvSpec) -> Agent:
         cands = jax.lax.stop_gradient(policy.candidates(params, batch.obs, key_cand))  # [B, N, A]
         obs = jnp.broadcast_to(batch.obs[:, None], cands.shape[:2] + batch.obs.shape[-1:])
         q = min_q(config, critic_params, obs, cands)  # [B, N]
-        adv = jnp.maximum(q - jnp.mean(q, axis=1, keepdims=True), 0.0).reshape(-1)
-        weights = jax.lax.stop_gradient(adv / (jnp.mean(adv) + 1e-8))
+        adv = jnp.maximum(q - jnp.mean(q, axis=1, keepdims=True), 0.0)  # [B, N]
+        weights = jax.lax.stop_gradient(adv / (jnp.mean(adv) + 1e-8)).reshape(-1)
         obs, cands = obs.reshape(-1, obs.shape[-1]), cands.reshape(-1, cands.shape[-1])
         loss = denoising_loss(policy.eps_fn(params, obs), policy.schedule, key_loss, cands, weights)
-        return loss, {"positive_advantage_fraction": jnp.mean(adv > 0)}
+        # per state, the ESS of its candidates' weights (a state whose candidates tie has none: counted as 0)
+        return loss, {"positive_advantage_fraction": jnp.mean(adv > 0), **weight_metrics(ess_fraction(adv))}
 
     return make_diffusion_agent("qvpo", config, spec, actor_loss)

@@ -16,6 +16,7 @@ from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
 from mjx_som.critic import min_q
 from mjx_som.diffusion import predict_a0, q_sample
+from mjx_som.score import ess_fraction, weight_metrics
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ def make_sdac(config: SDACConfig, spec: EnvSpec) -> Agent:
         k, obs = jnp.repeat(k, m), jnp.repeat(batch.obs, m, axis=0)
         eps = jax.random.normal(key_rev, a_k.shape)
         q = min_q(config, critic_params, obs, predict_a0(schedule, k, a_k, eps)).reshape(b, m)
-        weights = jax.lax.stop_gradient(jax.nn.softmax(config.alpha * q, axis=1)).reshape(-1)
+        weights = jax.lax.stop_gradient(jax.nn.softmax(config.alpha * q, axis=1))  # [B, M]
         err = jnp.sum(jnp.square(policy.eps_fn(params, obs)(a_k, k / schedule.steps) - eps), axis=-1)
-        return jnp.sum(weights * err) / b, {"weight_max": jnp.mean(jnp.max(weights.reshape(b, m), axis=1))}
+        metrics = {"weight_max": jnp.mean(jnp.max(weights, axis=1)), **weight_metrics(ess_fraction(weights))}
+        return jnp.sum(weights.reshape(-1) * err) / b, metrics
 
     return make_diffusion_agent("sdac", config, spec, actor_loss)

@@ -1,4 +1,4 @@
-"""SOM: a one-step MeanFlow actor trained on the critic-derived velocity field (som.md).
+"""SOM: a one-step MeanFlow actor trained on the critic-derived velocity field (docs/algorithm.md).
 
 Per update (the shared part in mjx_som/agents/one_step.py): the twin critics regress on
 r + gamma min(Q')(s', best-of-N(s')); then clean actions from the current policy are noised to
@@ -17,7 +17,7 @@ from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.one_step import OneStepConfig, make_one_step_agent, project
 from mjx_som.critic import min_q
 from mjx_som.meanflow import sample_times
-from mjx_som.score import ScoreConfig, noise_action, target_velocity
+from mjx_som.score import ScoreConfig, estimate_velocity, noise_action, weight_metrics
 
 A_T_SOURCES = ("policy", "replay")
 
@@ -58,9 +58,10 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
             def q_fn(actions):
                 return min_q(config, critic_params, jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions)
 
-            return target_velocity(key_i, q_fn, a, t_i, score_config)
+            return estimate_velocity(key_i, q_fn, a, t_i, score_config)
 
-        v = jax.vmap(velocity)(jax.random.split(key_score, obs.shape[0]), obs, a_t, t)
-        return a_t, r, t, v, {"target_velocity_norm": jnp.mean(jnp.linalg.norm(v, axis=-1))}
+        v, stats = jax.vmap(velocity)(jax.random.split(key_score, obs.shape[0]), obs, a_t, t)
+        metrics = {"target_velocity_norm": jnp.mean(jnp.linalg.norm(v, axis=-1)), **weight_metrics(stats["ess"])}
+        return a_t, r, t, v, metrics | {"score_log_alpha": jnp.mean(jnp.log(stats["alpha"]))}
 
     return make_one_step_agent("som", config, spec, regression_target)
