@@ -7,7 +7,8 @@
     python launch/run.py --resume runs/HalfCheetah-v4-som-s0-20261127-101500   # continue a run
 
 Defaults come from the environment's preset for this machine (mjx_som.api.PRESETS; --preset
-accelerator|cpu|none picks another), so pass --env first to see its defaults in --help; with --resume they come from the run's config.json.
+accelerator|cpu|none picks another), so pass --env first to see its defaults in --help; with --resume
+they come from the run's config.json.
 Ctrl-C (or SIGTERM) finishes the current chunk, writes a checkpoint and summary.json and
 exits with status 130; a run stopped by non-finite updates exits with status 3.
 """

@@ -10,10 +10,12 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,6 +55,8 @@ from mjx_som.sharding import host_value, make_mesh, per_device_bytes, replicated
 from mjx_som.trainer import Trainer, TrainerConfig
 
 COVERAGE_SAMPLES = 4096
+MATMUL_PRECISIONS = ("highest", "high", "default")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "returns.png", "checkpoints", "wandb")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,12 @@ class RunConfig(TrainerConfig):
     keep_checkpoints: int = 3
     """how many of the latest checkpoints to keep"""
     resume: str = ""
-    """a run directory to continue exactly from its latest checkpoint (its config.json must match)"""
+    """a run directory to continue exactly from its latest intact checkpoint (its config.json must match)"""
+    resume_step: int = 0
+    """with --resume: the checkpoint's env step to continue from (0 = the latest intact one)"""
+    overwrite: bool = False
+    """replace the run files (config.json, metrics.jsonl, summary.json, returns.png, checkpoints/) of a non-empty
+    --run-dir; other files there are left alone"""
     progress: bool = True
     """show the live progress bar"""
     preset: str = "auto"
@@ -283,18 +292,41 @@ def validate(config: RunConfig, env) -> None:
         )
     if config.keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
+    if config.matmul_precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"--matmul-precision {config.matmul_precision!r}; allowed: {', '.join(MATMUL_PRECISIONS)}")
+    if config.resume_step < 0:
+        raise ValueError(f"--resume-step must be >= 0 (0 = the latest checkpoint), got {config.resume_step}")
+    multi_host = bool(config.coordinator) or config.num_processes > 1
+    if multi_host and (config.num_processes != jax.process_count() or config.process_id != jax.process_index()):
+        raise ValueError(
+            f"--num-processes {config.num_processes} / --process-id {config.process_id}, but this process is "
+            f"{jax.process_index()} of {jax.process_count()} JAX process(es): call "
+            "mjx_som.api.init_distributed(coordinator, num_processes, process_id) before any JAX computation "
+            "(launch/run.py does)"
+        )
     if config.total_steps < config.num_envs:
         raise ValueError(
             f"--total-steps {config.total_steps} is less than one iteration of --num-envs {config.num_envs}"
         )
     if config.buffer_size < config.num_envs:
         raise ValueError(f"--buffer-size {config.buffer_size} must hold one vector step (--num-envs {config.num_envs})")
+    if config.learning_starts > config.buffer_size:
+        raise ValueError(
+            f"--buffer-size {config.buffer_size} is smaller than --learning-starts {config.learning_starts}: the "
+            "replay could never hold enough transitions for updates to start; raise --buffer-size or lower "
+            "--learning-starts"
+        )
+    if config.learning_starts >= config.total_steps:
+        raise ValueError(
+            f"--learning-starts {config.learning_starts} is not below --total-steps {config.total_steps}: no "
+            "gradient update would be made; lower --learning-starts or raise --total-steps"
+        )
     resolve_wandb_mode(config.wandb_mode)  # an unknown mode fails here, naming the allowed ones
     available = len(jax.devices())
     if config.devices < 0 or config.devices > available:
         raise ValueError(f"--devices {config.devices}: {available} device(s) are visible; use 0 (all) to {available}")
     num_devices = config.devices or available
-    for name in ("num_envs", "buffer_size"):
+    for name in ("num_envs", "buffer_size", "batch_size"):
         if getattr(config, name) % num_devices:
             raise ValueError(
                 f"--{name.replace('_', '-')} {getattr(config, name)} is not divisible by the device count {num_devices}"
@@ -345,19 +377,23 @@ def _upgrade(values: dict) -> dict:
     return values
 
 
-def load_config(run_dir: str) -> RunConfig:
-    """The RunConfig saved in run_dir/config.json (written by this or an earlier version)."""
+def load_config(run_dir: str, caller: str = "--resume") -> RunConfig:
+    """The RunConfig saved in run_dir/config.json (written by this or an earlier version); errors name caller."""
     if not os.path.isdir(run_dir):
-        raise ValueError(f"--resume {run_dir!r}: no such directory")
+        raise ValueError(f"{caller} {run_dir!r}: no such directory")
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
-        raise ValueError(f"--resume {run_dir!r}: no config.json there, so it is not a run directory")
-    with open(path) as f:
-        return config_from_dict(_upgrade(json.load(f)))
+        raise ValueError(f"{caller} {run_dir!r}: no config.json there, so it is not a run directory")
+    try:
+        with open(path) as f:
+            return config_from_dict(_upgrade(json.load(f)))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{caller} {run_dir!r}: {path} is not valid JSON ({e})") from e
 
 
 # Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
-RESUME_MAY_CHANGE = ("resume", "run_dir", "progress", "wandb_mode", "coordinator", "process_id")
+RESUME_MAY_CHANGE = ("resume", "run_dir", "resume_step", "overwrite", "progress", "wandb_mode", "coordinator",
+                     "process_id")  # fmt: skip
 
 
 def check_resume(config: RunConfig) -> RunConfig:
@@ -390,6 +426,37 @@ def _truncate_metrics(run_dir: str, env_steps: int) -> list[dict]:
     with open(path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     return records
+
+
+NO_UPDATES = "no gradient update was made: the policy is the initial one (see --learning-starts, --total-steps)"
+
+
+def _check_run_dir(run_dir: str, resuming: bool, overwrite: bool) -> None:
+    """A ValueError unless run_dir can take this run's files: a folder (or nothing yet) that is writable, and
+    empty unless the run resumes it or --overwrite replaces its run files."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"--run-dir {run_dir!r} is a file, not a folder")
+    existing = os.path.isdir(run_dir)
+    if existing and not resuming and not overwrite and os.listdir(run_dir):
+        raise ValueError(
+            f"--run-dir {run_dir!r} is not empty: continue that run with --resume {run_dir}, choose another "
+            "--run-dir, or pass --overwrite to replace its run files"
+        )
+    parent = run_dir if existing else os.path.dirname(os.path.abspath(run_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--run-dir {run_dir!r}: {parent!r} is not writable")
+
+
+def _remove_run_files(run_dir: str) -> None:
+    """--overwrite: removes this package's files from run_dir (RUN_FILES), nothing else."""
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 class NonFiniteUpdates(RuntimeError):
@@ -465,7 +532,8 @@ def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop after the current chunk; a second SIGINT aborts."""
+    """SIGINT/SIGTERM ask the loop to stop after the current chunk; later ones are acknowledged and ignored
+    (the checkpoint must be written whole)."""
 
     def __init__(self):
         self.requested = False
@@ -478,10 +546,12 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        if self.requested:  # a second signal must not break the checkpoint being written
+            print(f"\n{name}: already stopping; the checkpoint and summary.json follow this chunk", file=sys.stderr)
+            return
         self.requested = True
-        print(f"\n{signal.Signals(signum).name}: stopping after the current chunk...", file=sys.stderr, flush=True)
+        print(f"\n{name}: stopping after the current chunk...", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
@@ -505,12 +575,16 @@ def run(config: RunConfig, env=None) -> TrainResult:
     run_dir = config.run_dir or _default_run_dir(config)
     config = dataclasses.replace(config, run_dir=run_dir)
     config_dict = config_to_dict(config)
+    is_main = jax.process_index() == 0  # only process 0 writes run files and logs
+    if is_main:
+        _check_run_dir(run_dir, resuming, config.overwrite)
 
     mesh = make_mesh(config.devices)
     trainer = _trainer(config, env_obj, mesh)
     check_memory(trainer, mesh.size)  # before anything is allocated or written
-    is_main = jax.process_index() == 0  # only process 0 writes run files and logs
     if not resuming and is_main:
+        if config.overwrite:
+            _remove_run_files(run_dir)
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump(config_dict, f, indent=2)
@@ -519,17 +593,18 @@ def run(config: RunConfig, env=None) -> TrainResult:
     key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
     last_eval = {}
     if resuming:
-        state, meta = checkpointer.restore(trainer.abstract_state)
+        state, meta = checkpointer.restore_intact(trainer.abstract_state, config.resume_step or None)
         state = trainer.place(state)
         records = _truncate_metrics(run_dir, meta["env_steps"]) if is_main else []
         evals = [r for r in records if r.get("eval/episode_return") is not None]
         if evals:
             last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
         wandb_run_id, walltime_before = meta["wandb_run_id"], meta["walltime_s"]
+        updates = int(meta.get("updates", 0))
         print(f"resuming {run_dir} from env step {meta['env_steps']}", file=sys.stderr)
     else:
         state = trainer.init(key_init)
-        wandb_run_id, walltime_before = new_wandb_run_id(), 0.0
+        wandb_run_id, walltime_before, updates = new_wandb_run_id(), 0.0, 0
     logger = RunLogger(
         run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id,
         group=config.wandb_group, enabled=is_main,
@@ -546,7 +621,24 @@ def run(config: RunConfig, env=None) -> TrainResult:
         return walltime_before + time.perf_counter() - start
 
     def save_checkpoint():
-        checkpointer.save(state, {"env_steps": env_steps, "walltime_s": walltime(), "wandb_run_id": wandb_run_id})
+        meta = {"env_steps": env_steps, "walltime_s": walltime(), "wandb_run_id": wandb_run_id, "updates": updates}
+        checkpointer.save(state, meta)
+
+    def write_summary(**extra) -> dict:
+        """summary.json's record (bandits: with the mode coverage), written by process 0."""
+        out = {
+            "env": config.env, "algo": config.algo, "eval/episode_return": last_eval.get("eval/episode_return"),
+            "env_steps": env_steps, "walltime_s": walltime(), "device": device_name(), "num_devices": mesh.size,
+            "num_processes": jax.process_count(), "interrupted": stop.requested, "updates": updates,
+            "skipped_updates": int(host_value(state.skipped_updates)),
+            "checkpoint": f"{checkpoint_dir(run_dir)}/{checkpointer.manager.latest_step()}", **extra,
+        }  # fmt: skip
+        if updates == 0:
+            out["warning"] = NO_UPDATES
+        if is_main:
+            with open(os.path.join(run_dir, "summary.json"), "w") as f:
+                json.dump(out, f, indent=2)
+        return out
 
     with _StopRequest() as stop, Progress(config.num_chunks * steps_per_chunk, config.progress) as progress:
         progress.update(env_steps, None, last_eval.get("eval/episode_return"))
@@ -558,6 +650,8 @@ def run(config: RunConfig, env=None) -> TrainResult:
             record = {"env_steps": env_steps, "walltime_s": walltime()}
             record["train/env_steps_per_s"] = steps_per_chunk / (time.perf_counter() - chunk_start)
             record.update({k: float(v) for k, v in metrics.items()})
+            updates += int(record["train/updates"])
+            record["train/updates"] = updates  # cumulative: a run that never updated shows a flat 0
             if env_steps >= next_eval or chunk == config.num_chunks - 1:
                 key = jax.random.fold_in(key_eval, env_steps)
                 evaluation = trainer.evaluate(state.agent, state.normalizer, key)
@@ -569,42 +663,33 @@ def run(config: RunConfig, env=None) -> TrainResult:
             skips = int(host_value(state.consecutive_skips))
             if config.max_consecutive_skips and skips >= config.max_consecutive_skips:
                 skipped = int(host_value(state.skipped_updates))
-                logger.finish({})
                 last = checkpointer.latest_step()
                 where = f"{checkpoint_dir(run_dir)}/{last}" if last is not None else "none was written"
-                raise NonFiniteUpdates(
+                if updates == 0:
+                    where += " (no update was ever finite: it holds the initial, never-updated parameters)"
+                message = (
                     f"{skips} consecutive non-finite updates by env step {env_steps} (--max-consecutive-skips "
                     f"{config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
                     f"{skipped} updates were skipped in all. Last good checkpoint: {where}"
                 )
+                logger.finish(write_summary(stopped=message))
+                checkpointer.close()
+                raise NonFiniteUpdates(message)
             if env_steps >= next_checkpoint:
                 save_checkpoint()
                 next_checkpoint = (env_steps // checkpoint_every + 1) * checkpoint_every
             if stop.requested:
                 break
         save_checkpoint()
-    checkpointer.close()
 
-    summary = {
-        "env": config.env,
-        "algo": config.algo,
-        "eval/episode_return": last_eval.get("eval/episode_return"),
-        "env_steps": env_steps,
-        "walltime_s": walltime(),
-        "device": device_name(),
-        "num_devices": mesh.size,
-        "num_processes": jax.process_count(),
-        "interrupted": stop.requested,
-        "skipped_updates": int(host_value(state.skipped_updates)),
-        "checkpoint": f"{checkpoint_dir(run_dir)}/{env_steps}",
-    }
-    transport = None
+    stats, transport = {}, None
     if isinstance(env_obj, Bandit) and env_obj.modes is not None:
         stats, *transport = _coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1))
-        summary.update(stats)
+    summary = write_summary(**stats)
+    checkpointer.close()
+    if updates == 0:
+        warnings.warn(f"{run_dir}: {NO_UPDATES}", stacklevel=2)
     if is_main:
-        with open(os.path.join(run_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
         title = f"{config.algo} on {config.env}"
         if transport is not None:
             plot_bandit_transport(run_dir, env_obj, *transport, f"{title}, {env_steps} env steps")
@@ -654,14 +739,18 @@ def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
     """The run in run_dir restored from its latest checkpoint (or the one at env step `step`), for
     analysis: config, environment, agent, the whole training state and the greedy policy.
     env: the environment object of a run made with one (default: envs.make(config.env))."""
-    config = load_config(run_dir)
+    config = load_config(run_dir, "mjx_som.load")
+    if not os.path.isdir(checkpoint_dir(run_dir)):
+        raise ValueError(f"load({run_dir!r}): no checkpoints folder; the run wrote none")
     checkpointer = Checkpointer(run_dir, read_only=True)
     steps = sorted(checkpointer.manager.all_steps())
     if not steps or (step is not None and step not in steps):
         raise ValueError(f"load({run_dir!r}, step={step}): the checkpoints there are at env steps {steps or 'none'}")
     trainer = _trainer(config, envs.make(config.env) if env is None else env)
-    state, meta = checkpointer.restore(trainer.abstract_state, step)
-    checkpointer.close()
+    try:
+        state, meta = checkpointer.restore_intact(trainer.abstract_state, step, caller=f"load({run_dir!r})")
+    finally:
+        checkpointer.close()
     return LoadedRun(
         config, trainer.env, trainer.agent, trainer, state, int(meta["env_steps"]), _greedy_policy(trainer, state)
     )

@@ -14,6 +14,7 @@ leaves in flattening order (orbax cannot store zero-size arrays, which MJX state
 from __future__ import annotations
 
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,24 @@ class Checkpointer:
         leaves = [restored.state.get(str(i), None) for i in range(len(abstract_leaves))]
         leaves = [jnp.zeros(a.shape, a.dtype) if x is None else x for x, a in zip(leaves, abstract_leaves, strict=True)]
         return jax.tree.unflatten(treedef, leaves), restored.meta
+
+    def restore_intact(self, abstract_state, step: int | None = None, caller: str = "--resume"):
+        """restore() of `step`, or with step None of the newest checkpoint that reads back whole: a corrupt one
+        (e.g. a file truncated by a full disk) is skipped with a warning naming it. A ValueError naming caller
+        when `step` is not there or is corrupt, or when no checkpoint is intact."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if step is not None and step not in steps:
+            raise ValueError(f"{caller}: no checkpoint at env step {step}; the checkpoints are at {sorted(steps)}")
+        broken = []
+        for candidate in [step] if step is not None else steps:
+            try:
+                return self.restore(abstract_state, candidate)
+            except Exception as e:  # noqa: BLE001 — orbax/TensorStore raise many kinds on a damaged file
+                path = os.path.join(self.manager.directory, str(candidate))
+                broken.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+                if step is None:
+                    warnings.warn(f"checkpoint {path} cannot be read; trying an older one", stacklevel=2)
+        raise ValueError(f"{caller}: no intact checkpoint to restore; unreadable: {'; '.join(broken) or 'none'}")
 
     def close(self) -> None:
         self.manager.close()

@@ -4,6 +4,7 @@ the local files go on."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import netrc
@@ -15,6 +16,7 @@ import warnings
 import numpy as np
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+WANDB_INIT_TIMEOUT_S = 15  # without a network W&B's own default waits 90 s before the first chunk
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -64,10 +66,23 @@ class RunLogger:
             try:
                 import wandb
 
-                self.wandb_run = wandb.init(
-                    project=wandb_project, config=config, mode=self.wandb_mode, dir=run_dir, name=run_name,
-                    id=run_id, resume="allow", group=group or None, settings=wandb.Settings(silent=True),
+                init = functools.partial(
+                    wandb.init, project=wandb_project, config=config, dir=run_dir, name=run_name, id=run_id,
+                    resume="allow", group=group or None,
+                    settings=wandb.Settings(silent=True, init_timeout=WANDB_INIT_TIMEOUT_S),
                 )  # fmt: skip
+                try:
+                    self.wandb_run = init(mode=self.wandb_mode)
+                except Exception as e:  # noqa: BLE001
+                    if self.wandb_mode != "online":
+                        raise
+                    warnings.warn(
+                        f"W&B online init failed ({type(e).__name__}: {e}); logging offline to {run_dir}/wandb "
+                        "instead (upload it later with `wandb sync`)",
+                        stacklevel=2,
+                    )
+                    self.wandb_mode = "offline"
+                    self.wandb_run = init(mode="offline")
             except Exception as e:  # noqa: BLE001 — W&B must never stop training
                 self._wandb_failed(e)
 
@@ -108,8 +123,20 @@ def flatten_config(values: dict, prefix: str = "") -> dict:
 
 
 def read_metrics(run_dir: str) -> list[dict]:
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The records of run_dir/metrics.jsonl. A partial last line (a process killed mid-write) is left out
+    with a warning; a damaged line before it is a ValueError naming the file and line."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    with open(path) as f:
+        lines = [(number, line) for number, line in enumerate(f, 1) if line.strip()]
+    records = []
+    for i, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}, line {number}: not a JSON record ({e})") from e
+            warnings.warn(f"{path}, line {number}: a partial last record (cut off mid-write) is left out", stacklevel=2)
+    return records
 
 
 def pyplot():

@@ -46,13 +46,15 @@ class ScoreConfig:
     estimator: str = "denoise"
     """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, docs/algorithm.md)"""
     temperature: str = "scaled"
-    """inverse temperature of the Boltzmann target exp(alpha Q): scaled (alpha = alpha_scaled / std of Q(s, .) over
-    the action box, per state: scale-free), fixed (alpha as given) or ess (per state and noisy action, solved so
-    the weights' effective sample size is target_ess K)"""
+    """inverse temperature of the Boltzmann target exp(alpha Q): scaled (alpha = alpha_scaled / the std of Q(s, .)
+    over the action box, pooled over the batch's states: scale-free), fixed (alpha as given) or ess (per state and
+    noisy action, solved so the weights' effective sample size is target_ess K)"""
     alpha: float = 30.0
     """temperature=fixed: the inverse temperature, Q in scaled reward units"""
     alpha_scaled: float = 5.0
     """temperature=scaled: the inverse temperature in units of 1 / std(Q(s, .)) over the action box"""
+    scale_samples: int = 16
+    """temperature=scaled: uniform actions per state that measure Q's std over the box (pooled over the batch)"""
     target_ess: float = 0.1
     """temperature=ess: the effective sample size of the weights, as a fraction of num_samples"""
     num_samples: int = 100
@@ -79,8 +81,9 @@ class ScoreConfig:
             raise ValueError("estimator='idem' is defined for path='vp' only")
         if self.estimator == "idem" and self.temperature == "ess":
             raise ValueError("estimator='idem' takes temperature='fixed' or 'scaled' (it has no importance weights)")
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        for name in ("num_samples", "scale_samples"):
+            if getattr(self, name) < (2 if name == "scale_samples" else 1):
+                raise ValueError(f"{name} must be >= {2 if name == 'scale_samples' else 1}, got {getattr(self, name)}")
         for name in ("alpha", "alpha_scaled"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -156,13 +159,20 @@ def ess_temperature(q: jax.Array, target: float) -> jax.Array:
     return jnp.exp(0.5 * (low + high)) / scale
 
 
+def scaled_alpha(q_uniform: jax.Array, config: ScoreConfig) -> jax.Array:
+    """temperature=scaled: alpha_scaled / the std of Q over uniform actions of the box, the variance pooled over
+    states: q_uniform [..., S] (S uniform actions per state) -> scalar."""
+    return config.alpha_scaled / (jnp.sqrt(jnp.mean(jnp.var(q_uniform, axis=-1))) + 1e-30)
+
+
 def state_alpha(key, q_fn: QFn, action_size: int, config: ScoreConfig) -> jax.Array:
-    """The inverse temperature of one state's Boltzmann target: alpha (fixed), or alpha_scaled / std of Q over
-    num_samples uniform actions of the box (scaled). Not used by temperature=ess. -> scalar."""
+    """The inverse temperature of one state's Boltzmann target on its own: alpha (fixed), or scaled_alpha over
+    num_samples uniform actions of the box (scaled; a batch pools its states instead, see SOM). Not used by
+    temperature=ess. -> scalar."""
     if config.temperature != "scaled":
         return jnp.asarray(config.alpha, jnp.float32)
     uniform = jax.random.uniform(key, (config.num_samples, action_size), minval=-1.0, maxval=1.0)
-    return config.alpha_scaled / (jnp.sqrt(jnp.var(q_fn(uniform))) + 1e-30)
+    return scaled_alpha(q_fn(uniform), config)
 
 
 # ----- the estimators (docs/algorithm.md) ------------------------------------------------------
@@ -191,12 +201,15 @@ def posterior_proposals(key, a_t, t, config: ScoreConfig) -> jax.Array:
     return jnp.clip(mean + std * z, -1.0, 1.0)  # the clip only guards float round-off
 
 
-def importance_weights(key, q_fn: QFn, proposals: jax.Array, config: ScoreConfig) -> tuple[jax.Array, jax.Array]:
-    """Self-normalised weights [K] of proposals [K, A] under exp(alpha Q), and the alpha used (scalar)."""
+def importance_weights(
+    key, q_fn: QFn, proposals: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Self-normalised weights [K] of proposals [K, A] under exp(alpha Q), and the alpha used (scalar). alpha:
+    given by the caller (e.g. pooled over a batch), else solved (ess) or from state_alpha."""
     q = q_fn(proposals)
     if config.temperature == "ess":
         alpha = ess_temperature(q, config.target_ess)
-    else:
+    elif alpha is None:
         alpha = state_alpha(key, q_fn, proposals.shape[-1], config)
     return jax.nn.softmax(alpha * q), alpha
 
@@ -206,20 +219,20 @@ def posterior_mean(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
     return posterior_mean_and_stats(key, q_fn, a_t, t, config)[0]
 
 
-def posterior_mean_and_stats(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> tuple[jax.Array, dict]:
+def posterior_mean_and_stats(key, q_fn: QFn, a_t, t, config: ScoreConfig, alpha=None) -> tuple[jax.Array, dict]:
     """posterior_mean [A] and {"ess": the weights' effective sample size / K, "alpha": the inverse temperature}."""
     key_proposals, key_alpha = jax.random.split(key)
     proposals = posterior_proposals(key_proposals, a_t, t, config)
-    weights, alpha = importance_weights(key_alpha, q_fn, proposals, config)
+    weights, alpha = importance_weights(key_alpha, q_fn, proposals, config, alpha)
     return jnp.sum(weights[:, None] * proposals, axis=0), {"ess": ess_fraction(weights), "alpha": alpha}
 
 
-def idem_score(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
+def idem_score(key, q_fn: QFn, a_t, t, config: ScoreConfig, alpha=None) -> jax.Array:
     """g = grad_{a_t} logsumexp_k alpha Q(a_{0|t}^(k)), a_{0|t} = a_t/mu_t + sigma_t/mu_t eps_k. [A]"""
     key_eps, key_alpha = jax.random.split(key)
     mu_t, sigma_t = vp_mu_sigma(t, config.beta_min, config.beta_max)
     eps = jax.random.normal(key_eps, (config.num_samples,) + a_t.shape)
-    alpha = state_alpha(key_alpha, q_fn, a_t.shape[-1], config)
+    alpha = state_alpha(key_alpha, q_fn, a_t.shape[-1], config) if alpha is None else alpha
 
     def logsumexp_q(a):
         proposals = a / mu_t + (sigma_t / mu_t) * eps
@@ -230,15 +243,18 @@ def idem_score(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
     return jax.grad(logsumexp_q)(a_t)
 
 
-def estimate_velocity(key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig) -> tuple[jax.Array, dict]:
+def estimate_velocity(
+    key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None
+) -> tuple[jax.Array, dict]:
     """The regression target v(a_t, t | s) [A] (gradient stopped) for one state, and the estimator's
-    {"ess", "alpha"} (posterior_mean_and_stats; NaN for the idem estimator, which has no weights)."""
+    {"ess", "alpha"} (posterior_mean_and_stats; NaN for the idem estimator, which has no weights). alpha: the
+    inverse temperature when the caller has it (SOM pools temperature=scaled over its batch)."""
     if config.estimator == "idem":
-        g = idem_score(key, q_fn, a_t, t, config)
+        g = idem_score(key, q_fn, a_t, t, config, alpha)
         v = -0.5 * vp_beta(t, config.beta_min, config.beta_max) * (a_t + config.w * g / (jnp.linalg.norm(g) + 1e-6))
         stats = {"ess": jnp.nan, "alpha": jnp.nan}
     else:
-        d, stats = posterior_mean_and_stats(key, q_fn, a_t, t, config)
+        d, stats = posterior_mean_and_stats(key, q_fn, a_t, t, config, alpha)
         if config.path == "vp":
             mu_t, sigma_t = vp_mu_sigma(t, config.beta_min, config.beta_max)
             score = (mu_t * d - a_t) / sigma_t**2

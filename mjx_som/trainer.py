@@ -25,7 +25,7 @@ from flax import struct
 from envs.wrappers import VecEnv
 from mjx_som.agents.base import Agent
 from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample
-from mjx_som.sharding import replicated, state_shardings
+from mjx_som.sharding import replicated, split_leading, state_shardings
 
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
 
@@ -56,6 +56,9 @@ class TrainerConfig:
     """environment steps between log points (one jitted chunk per log point)"""
     max_consecutive_skips: int = 100
     """stop the run after this many consecutive non-finite gradient updates (0 = never stop)"""
+    matmul_precision: str = "highest"
+    """float32 matmul precision of the physics and the networks: highest (true float32), high or default (on
+    Ampere/Hopper GPUs: TF32, which breaks MJX physics and the critic's argmax selection)"""
 
     @property
     def chunk_iterations(self) -> int:
@@ -99,18 +102,28 @@ class Trainer:
         self.env, self.agent, self.config, self.mesh = env, agent, config, mesh
         self.vec = VecEnv(env, config.num_envs)
         self.eval_vec = VecEnv(env, eval_episodes)
-        self.evaluate = jax.jit(self._evaluate)
+        self.evaluate = jax.jit(self._precise(self._evaluate))
         if mesh is None:
             self.shardings = None
-            self.init = jax.jit(self._init)
-            self.chunk = jax.jit(self._chunk, donate_argnums=0)
+            self.init = jax.jit(self._precise(self._init))
+            self.chunk = jax.jit(self._precise(self._chunk), donate_argnums=0)
         else:
             self.shardings = state_shardings(self.abstract_state, mesh, config.num_envs, config.buffer_size)
-            self.init = jax.jit(self._init, out_shardings=self.shardings)
+            self.init = jax.jit(self._precise(self._init), out_shardings=self.shardings)
             self.chunk = jax.jit(
-                self._chunk, in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated(mesh)),
-                donate_argnums=0,
+                self._precise(self._chunk), in_shardings=(self.shardings,),
+                out_shardings=(self.shardings, replicated(mesh)), donate_argnums=0,
             )  # fmt: skip
+
+    def _precise(self, fn):
+        """fn traced under the run's float32 matmul precision (config.matmul_precision)."""
+
+        @functools.wraps(fn)
+        def traced(*args):
+            with jax.default_matmul_precision(self.config.matmul_precision):
+                return fn(*args)
+
+        return traced
 
     @functools.cached_property
     def abstract_state(self) -> TrainState:
@@ -152,6 +165,20 @@ class Trainer:
         return running_statistics.normalize(obs, normalizer, max_abs_value=OBS_CLIP)
 
     # ----- the training loop --------------------------------------------------------------------
+    def sample_batch(self, replay: ReplayState, normalizer, key) -> Transition:
+        """One training batch as the agent sees it: n-step transitions (replay_sample) split along the
+        mesh's data axis (each device computes its share of the update; the gradient mean becomes an
+        all-reduce), observations normalised, rewards scaled."""
+        cfg = self.config
+        batch = replay_sample(replay, key, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs)
+        if self.mesh is not None:
+            batch = jax.lax.with_sharding_constraint(batch, jax.tree.map(lambda _: split_leading(self.mesh), batch))
+        return batch.replace(
+            obs=self.normalize(normalizer, batch.obs),
+            next_obs=self.normalize(normalizer, batch.next_obs),
+            reward=batch.reward * cfg.reward_scale,
+        )
+
     def _updates(self, agent_state, replay: ReplayState, normalizer, consecutive_skips, key):
         """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
         is skipped (the agent state stays as it was). Returns (agent state, consecutive skips,
@@ -161,12 +188,7 @@ class Trainer:
         def one_update(carry, key):
             agent_state, consecutive = carry
             key_sample, key_update = jax.random.split(key)
-            batch = replay_sample(replay, key_sample, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs)
-            batch = batch.replace(
-                obs=self.normalize(normalizer, batch.obs),
-                next_obs=self.normalize(normalizer, batch.next_obs),
-                reward=batch.reward * cfg.reward_scale,
-            )
+            batch = self.sample_batch(replay, normalizer, key_sample)
             new_state, metrics = self.agent.update(agent_state, batch, key_update)
             finite = all_finite((new_state, metrics))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
@@ -236,6 +258,7 @@ class Trainer:
         denom = jnp.maximum(jnp.sum(kept), 1.0)
         out = {f"train/{k}": jnp.sum(jnp.where(kept > 0, v, 0.0)) / denom for k, v in metrics.items()}
         out["train/skipped_updates"] = jnp.sum(stats["skipped"])
+        out["train/updates"] = jnp.sum(kept)  # gradient updates made (and kept) in this chunk
         episodes = jnp.sum(stats["episodes"])
         out["train/episodes"] = episodes
         out["train/episode_return"] = jnp.where(episodes > 0, jnp.sum(stats["return_sum"]) / episodes, jnp.nan)

@@ -43,12 +43,37 @@ def test_run_directory_has_every_file(tiny_run):
     records = [json.loads(line) for line in read("metrics.jsonl").splitlines()]
     assert [r["env_steps"] for r in records] == [400, 800, 1200]
     assert all(r["walltime_s"] > 0 and r["train/env_steps_per_s"] > 0 for r in records)
+    # the estimator's effective sample size, a fraction of K, once updates run (learning starts at 64)
+    assert all(0 < r["train/score_ess_p10"] <= r["train/score_ess"] <= 1 for r in records), records
     assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
     summary = json.loads(read("summary.json"))
     for key in ("eval/episode_return", "env_steps", "walltime_s", "device", "num_devices", "num_high_modes",
                 "modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):  # fmt: skip
         assert key in summary, key
     assert summary == tiny_run.summary and summary["env_steps"] == 1200 and summary["device"] == "cpu"
+
+
+def test_locomotion_presets_follow_the_machine():
+    cpu = api.default_config("HalfCheetah-v4", "som", "cpu")
+    accelerator = api.default_config("Hopper-v4", "sac", "accelerator")
+    assert (cpu.num_envs, cpu.n_step, cpu.som.num_samples, cpu.som.critic_hidden) == (32, 1, 32, (128, 128))
+    assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
+    assert accelerator.sac.critic_hidden == (512, 512, 512) and accelerator.som == api.RunConfig().som
+    assert api.default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
+    assert api.default_config("HalfCheetah-v4", preset="none").num_envs == api.RunConfig.num_envs
+    with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
+        api.default_config("HalfCheetah-v4", preset="gpu")
+
+
+def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path):
+    old = api.config_to_dict(api.default_config("bandit/eight_gaussians"))
+    old["som"] = {k: v for k, v in old["som"].items() if k not in ("temperature", "alpha_scaled", "target_ess")}
+    old["som"]["standardize_q"] = False
+    del old["n_step"], old["preset"]
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(old, f)
+    config = api.load_config(str(tmp_path))
+    assert config.som.temperature == "fixed" and config.som.alpha == 30.0 and config.n_step == 1
 
 
 def test_policy_is_batched_and_in_the_box(tiny_run):
@@ -139,6 +164,9 @@ BAD_INPUTS = [
     (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
     (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
+    (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: scaled, fixed, ess"),
+    (dict(som=dict(target_ess=1.5)), r"target_ess must be in \(0, 1\)"),
+    (dict(n_step=0), "--n-step must be >= 1, got 0"),
     (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
     (dict(bogus=1), "unknown setting 'bogus'"),
     (dict(som=dict(critic_lr=-1.0)), "--som settings: critic_lr must be > 0, got -1.0"),

@@ -11,13 +11,13 @@ import mjx_som
 QUIET = dict(progress=False, wandb_mode="disabled")
 
 
-def test_som_reaches_950_on_inverted_pendulum(tmp_path):
-    """SOM must reach an eval return of 950 (1000 is the maximum). Every run we measured reached
-    1000 by 4k-8k env steps; some then destabilised before 12k (docs/benchmarks.md), so the
-    criterion is the best greedy evaluation of the run, and the final one is only checked to
-    have been made."""
+def test_som_learns_and_keeps_inverted_pendulum(tmp_path):
+    """SOM must balance the pendulum (1000 is the maximum return) and still balance it at the end of
+    the run: the final greedy evaluation is at least 950 (docs/benchmarks.md has the seeds we ran)."""
     result = mjx_som.train("InvertedPendulum-v4", run_dir=str(tmp_path / "pendulum"), **QUIET)
     with open(os.path.join(result.run_dir, "metrics.jsonl")) as f:
-        evals = [r["eval/episode_return"] for r in map(json.loads, f) if r.get("eval/episode_return") is not None]
+        records = list(map(json.loads, f))
+    evals = [r["eval/episode_return"] for r in records if r.get("eval/episode_return") is not None]
     assert len(evals) == 3 and result.summary["eval/episode_return"] == evals[-1]
-    assert max(evals) >= 950, evals
+    assert evals[-1] >= 950, evals
+    assert 0 < records[-1]["train/score_ess"] <= 1, records[-1]

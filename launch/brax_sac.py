@@ -1,0 +1,31 @@
+"""brax's own SAC on one of our environments, with the settings of our SAC run for the same flags (the
+peer anchor of docs/benchmarks.md). Writes a run directory that launch/report.py reads.
+
+    python launch/brax_sac.py --env HalfCheetah-v4 --seed 0 --run-dir runs/brax-hc-s0
+"""
+
+from __future__ import annotations
+
+import sys
+
+import tyro
+
+from mjx_som import api, peers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    env = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--env"), api.RunConfig.env)
+    config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(env, "sac"), description=__doc__)
+    run_dir = config.run_dir or f"runs/{config.env}-{peers.BRAX_ALGO}-s{config.seed}"
+    try:
+        summary = peers.train_brax_sac(config, run_dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {summary['env_steps']} env steps, eval return {summary['eval/episode_return']}, run in {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
