@@ -56,7 +56,15 @@ from mjx_som.trainer import Trainer, TrainerConfig
 
 COVERAGE_SAMPLES = 4096
 MATMUL_PRECISIONS = ("highest", "high", "default")
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "returns.png", "checkpoints", "wandb")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "returns.png",
+    "checkpoints",
+    "corrupt_checkpoints",
+    "wandb",
+)
 
 
 @dataclass(frozen=True)

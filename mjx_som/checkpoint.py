@@ -43,6 +43,7 @@ class Checkpointer:
             cleanup_tmp_directories=not read_only,
         )  # fmt: skip
         self.manager = ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
+        self.read_only = read_only
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -80,13 +81,27 @@ class Checkpointer:
         broken = []
         for candidate in [step] if step is not None else steps:
             try:
-                return self.restore(abstract_state, candidate)
+                restored = self.restore(abstract_state, candidate)
             except Exception as e:  # noqa: BLE001 — orbax/TensorStore raise many kinds on a damaged file
                 path = os.path.join(self.manager.directory, str(candidate))
                 broken.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
                 if step is None:
                     warnings.warn(f"checkpoint {path} cannot be read; trying an older one", stacklevel=2)
+                continue
+            if not self.read_only:  # a run continuing from here must be able to write those steps again
+                for bad in steps[: steps.index(candidate)]:
+                    self._set_aside(bad)
+            return restored
         raise ValueError(f"{caller}: no intact checkpoint to restore; unreadable: {'; '.join(broken) or 'none'}")
+
+    def _set_aside(self, step: int) -> None:
+        """Moves the checkpoint of `step` to RUN_DIR/corrupt_checkpoints/<step> (kept for inspection)."""
+        source = os.path.join(self.manager.directory, str(step))
+        target = os.path.join(os.path.dirname(self.manager.directory), "corrupt_checkpoints", str(step))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(source, target)
+        self.manager.reload()
+        warnings.warn(f"the unreadable checkpoint {source} was moved to {target}", stacklevel=3)
 
     def close(self) -> None:
         self.manager.close()

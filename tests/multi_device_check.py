@@ -33,8 +33,11 @@ def run(devices: int) -> dict:
     for _ in range(config.num_chunks):
         state, metrics = trainer.chunk(state)
         losses.append({k: float(v) for k, v in metrics.items() if k.startswith("train/")})
+    batch = jax.jit(trainer.sample_batch)(state.replay, state.normalizer, jax.random.PRNGKey(1))
     return {
         "metrics": losses,
+        "batch_obs_shard_rows": [s.data.shape[0] for s in batch.obs.addressable_shards],
+        "batch_reward_shard_rows": [s.data.shape[0] for s in batch.reward.addressable_shards],
         "replay_obs_devices": len(state.replay.data.obs.sharding.device_set),
         "replay_obs_shard_rows": [s.data.shape[0] for s in state.replay.data.obs.addressable_shards],
         "env_obs_shard_rows": [s.data.shape[0] for s in state.env_state.obs.addressable_shards],

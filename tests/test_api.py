@@ -45,12 +45,15 @@ def test_run_directory_has_every_file(tiny_run):
     assert all(r["walltime_s"] > 0 and r["train/env_steps_per_s"] > 0 for r in records)
     # the estimator's effective sample size, a fraction of K, once updates run (learning starts at 64)
     assert all(0 < r["train/score_ess_p10"] <= r["train/score_ess"] <= 1 for r in records), records
+    # updates, cumulative: one per vector step from the 8th (64 transitions in the replay) to the 150th
+    assert [r["train/updates"] for r in records] == [43, 93, 143]
     assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
     summary = json.loads(read("summary.json"))
     for key in ("eval/episode_return", "env_steps", "walltime_s", "device", "num_devices", "num_high_modes",
                 "modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):  # fmt: skip
         assert key in summary, key
     assert summary == tiny_run.summary and summary["env_steps"] == 1200 and summary["device"] == "cpu"
+    assert summary["updates"] == 143 and "warning" not in summary
 
 
 def test_locomotion_presets_follow_the_machine():
@@ -150,11 +153,41 @@ def test_wandb_log_failure_warns_once_and_training_goes_on(monkeypatch, tmp_path
     assert result.summary["env_steps"] == 1200 and len(read_metrics(result.run_dir)) == 3
 
 
-def test_wandb_offline_run_logs_with_env_steps(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    result = mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "w"), **{**TINY, "wandb_mode": "offline"})
-    runs = [d for d in os.listdir(os.path.join(result.run_dir, "wandb")) if d.startswith("offline-run")]
-    assert len(runs) == 1
+def test_wandb_gets_every_record_at_its_env_step_and_falls_back_offline(monkeypatch, tmp_path):
+    """W&B's API as a recorder: an online init that fails (no network) falls back to offline with one warning;
+    every metrics.jsonl record is logged with step=env_steps; the summary reaches the run's summary."""
+    import wandb
+
+    inits, logged, summary = [], [], {}
+
+    class RecordingRun:
+        def __init__(self):
+            self.summary = summary
+
+        def log(self, data, step):
+            logged.append((step, data))
+
+        def finish(self):
+            summary["finished"] = True
+
+    def init(**kwargs):
+        inits.append(kwargs)
+        if kwargs["mode"] == "online":
+            raise TimeoutError("init timed out")
+        return RecordingRun()
+
+    monkeypatch.setattr(wandb, "init", init)
+    with pytest.warns(UserWarning, match="W&B online init failed .*init timed out.*logging offline"):
+        result = mjx_som.train(
+            "bandit/eight_gaussians", run_dir=str(tmp_path / "w"), **{**TINY, "wandb_mode": "online"}
+        )
+    assert [i["mode"] for i in inits] == ["online", "offline"] and inits[0]["settings"].init_timeout == 15
+    records = read_metrics(result.run_dir)
+    assert [step for step, _ in logged] == [r["env_steps"] for r in records] == [400, 800, 1200]
+    assert all(
+        data == {k: v for k, v in r.items() if v is not None} for (_, data), r in zip(logged, records, strict=True)
+    )
+    assert summary["finished"] and summary["env_steps"] == 1200 and summary["updates"] == records[-1]["train/updates"]
 
 
 BAD_INPUTS = [
@@ -167,6 +200,11 @@ BAD_INPUTS = [
     (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: scaled, fixed, ess"),
     (dict(som=dict(target_ess=1.5)), r"target_ess must be in \(0, 1\)"),
     (dict(n_step=0), "--n-step must be >= 1, got 0"),
+    (dict(buffer_size=56), "--buffer-size 56 is smaller than --learning-starts 64: the replay could never hold"),
+    (dict(learning_starts=1200, buffer_size=2000), "--learning-starts 1200 is not below --total-steps 1200: no"),
+    (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
+    (dict(resume_step=-1), "--resume-step must be >= 0"),
+    (dict(coordinator="x:1", num_processes=2, process_id=1), "--num-processes 2 / --process-id 1, but this process"),
     (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
     (dict(bogus=1), "unknown setting 'bogus'"),
     (dict(som=dict(critic_lr=-1.0)), "--som settings: critic_lr must be > 0, got -1.0"),

@@ -1,5 +1,6 @@
 """Checkpoints, exact resume, SIGINT/SIGKILL safety, the non-finite guard, determinism (issue 6)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -111,6 +112,13 @@ def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
     with pytest.raises(mjx_som.NonFiniteUpdates, match=r"consecutive non-finite updates by env step 800") as err:
         mjx_som.train(_nan_bandit(-2.0), run_dir=run_dir, **settings)
     assert f"Last good checkpoint: {checkpoint_dir(run_dir)}/400" in str(err.value)
+    # every update was non-finite from the first: the message and summary.json say so
+    assert "it holds the initial, never-updated parameters" in str(err.value)
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert (
+        summary["updates"] == 0 and summary["stopped"] == str(err.value) and "no gradient update" in summary["warning"]
+    )
 
 
 def _cli(args):
@@ -136,8 +144,12 @@ def test_sigint_writes_checkpoint_summary_and_resume_hint(tmp_path):
                  "--checkpoint-every", "100000000", "--buffer-size", "1000"])  # fmt: skip
     _wait_for(os.path.join(run_dir, "metrics.jsonl"), proc)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not break the checkpoint
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "already stopping" in err
+    assert not any("tmp" in name for name in os.listdir(checkpoint_dir(run_dir)))
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["interrupted"] is True and summary["env_steps"] >= 400
@@ -185,3 +197,64 @@ def test_mujoco_states_round_trip_through_a_checkpoint(tmp_path):
     restored, meta = Checkpointer(str(tmp_path), read_only=True).restore(jax.eval_shape(lambda: state))
     assert meta == {"env_steps": 7}
     assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), state, restored))
+
+
+# ----- run directories, corrupt checkpoints and metrics (issue 15) ------------------------------------------
+def test_a_used_run_directory_is_refused_and_overwrite_keeps_other_files(straight_run, tmp_path):
+    with pytest.raises(ValueError, match=r"--run-dir .* is not empty: continue that run with --resume"):
+        mjx_som.train("bandit/eight_gaussians", run_dir=straight_run.run_dir, **{**TINY, "seed": 7})
+    reused = str(tmp_path / "reused")
+    shutil.copytree(straight_run.run_dir, reused)
+    with open(os.path.join(reused, "notes.txt"), "w") as f:
+        f.write("mine")
+    mjx_som.train("bandit/eight_gaussians", run_dir=reused, overwrite=True, **TINY)
+    assert open(os.path.join(reused, "notes.txt")).read() == "mine"  # noqa: SIM115
+    assert _metrics(reused) == _metrics(straight_run.run_dir)  # one run's records, not two runs' mixed
+    file_dir = tmp_path / "a_file"
+    file_dir.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        mjx_som.train("bandit/eight_gaussians", run_dir=str(file_dir), **TINY)
+
+
+def _corrupt_latest(run_dir) -> str:
+    """Truncates the largest file of the latest checkpoint (as a full disk would); returns that checkpoint."""
+    latest = os.path.join(checkpoint_dir(run_dir), str(Checkpointer(run_dir, read_only=True).latest_step()))
+    files = [os.path.join(d, n) for d, _, names in os.walk(latest) for n in names]
+    biggest = max(files, key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        f.truncate(os.path.getsize(biggest) // 3)
+    return latest
+
+
+def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path):
+    copy = str(tmp_path / "corrupt")
+    shutil.copytree(straight_run.run_dir, copy)
+    bad = _corrupt_latest(copy)
+    with pytest.raises(ValueError, match=r"--resume: no intact checkpoint .*unreadable: .*/1600"):
+        api.run(dataclasses.replace(api.load_config(copy), resume=copy, resume_step=1600))
+    with pytest.warns(UserWarning, match=f"checkpoint {bad} cannot be read"):
+        result = mjx_som.resume(copy)  # continues from 800, and recomputes 800 -> 1600 exactly
+    assert [r["env_steps"] for r in _metrics(copy)] == [400, 800, 1200, 1600]
+    config = api.load_config(copy)
+    (a, _), (b, _) = _final_state(straight_run.run_dir, config), _final_state(copy, config)
+    assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
+    assert result.summary["env_steps"] == 1600
+
+
+def test_load_names_itself_in_its_errors(straight_run, tmp_path):
+    with pytest.raises(ValueError, match=r"mjx_som.load '.*nowhere': no such directory"):
+        mjx_som.load(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"load\('.*', step=5\): the checkpoints there are at env steps \[800, 1600\]"):
+        mjx_som.load(straight_run.run_dir, step=5)
+
+
+def test_a_partial_last_metrics_line_is_dropped_and_a_damaged_one_named(tmp_path):
+    from mjx_som.logging import read_metrics
+
+    good = json.dumps({"env_steps": 400}) + "\n"
+    (tmp_path / "metrics.jsonl").write_text(good + '{"env_steps": 8')
+    with pytest.warns(UserWarning, match="line 2: a partial last record"):
+        assert read_metrics(str(tmp_path)) == [{"env_steps": 400}]
+    (tmp_path / "metrics.jsonl").write_text(good + '{"env_ste\n' + good)
+    with pytest.raises(ValueError, match=r"metrics.jsonl, line 2: not a JSON record"):
+        read_metrics(str(tmp_path))

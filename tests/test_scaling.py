@@ -41,6 +41,9 @@ def test_sharded_run_matches_one_device(multi_device, devices):
     n = int(devices)
     assert many["replay_obs_devices"] == n and many["replay_obs_shard_rows"] == [1000 // n] * n
     assert many["env_obs_shard_rows"] == [8 // n] * n and many["actor_replicated"]
+    # each device computes the update on its share of the batch (the gradient mean is all-reduced)
+    assert many["batch_obs_shard_rows"] == many["batch_reward_shard_rows"] == [32 // n] * n
+    assert one["batch_obs_shard_rows"] == [32]
 
 
 def test_layouts_that_do_not_divide_are_refused(multi_device):
