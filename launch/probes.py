@@ -32,7 +32,6 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 import time
 
 import jax
@@ -177,27 +176,37 @@ class RunStore:
         return done
 
     def summary(self, env, algo: str, seed: int, **settings) -> dict:
-        """summary.json of the run of (env, algo, seed, settings over the env's preset)."""
+        """summary.json of the run of (env, algo, seed, settings over the env's preset): a finished run with
+        that config is reused, an interrupted one resumed from its checkpoint, a missing one trained. A
+        folder holding anything else (another config, a run without checkpoints, files that are not a run)
+        stops the probes with the reason; nothing is ever deleted."""
         run_dir = self.path(env if isinstance(env, str) else env.name, algo, seed)
         config = resolve_config(env, algo, seed=seed, run_dir=run_dir, progress=False, wandb_mode="disabled",
                                 **settings)  # fmt: skip
         summary_path = os.path.join(run_dir, "summary.json")
+        summary = None
         if os.path.exists(summary_path):
             with open(summary_path) as f:
                 summary = json.load(f)
-            if not self.train:
-                return summary
-            try:
-                check_resume(dataclasses.replace(config, resume=run_dir))
-                if summary["env_steps"] >= config.total_steps and not summary["interrupted"]:
-                    print(f"reusing {run_dir}", flush=True)
-                    return summary
-            except ValueError:
-                pass
-            shutil.rmtree(run_dir)  # a different or unfinished run in the probes' own folder
-        elif not self.train:
-            raise SystemExit(f"--no-train: {run_dir} holds no finished run")
-        return run(config, env=None if isinstance(env, str) else env).summary
+        if not self.train:
+            if summary is None:
+                raise SystemExit(f"--no-train: {run_dir} holds no finished run")
+            return summary
+        env_object = None if isinstance(env, str) else env
+        if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+            return run(config, env=env_object).summary
+        try:
+            resumed = check_resume(dataclasses.replace(config, resume=run_dir))
+        except ValueError as e:
+            raise SystemExit(
+                f"cannot use {run_dir} for this probe: {e}. Nothing was deleted: move that folder or point --runs "
+                "at another one"
+            ) from e
+        if summary is not None and summary["env_steps"] >= config.total_steps and not summary["interrupted"]:
+            print(f"reusing {run_dir}", flush=True)
+            return summary
+        print(f"resuming {run_dir}", flush=True)
+        return run(resumed, env=env_object).summary
 
     def load(self, env, algo: str, seed: int):
         """The finished run restored (mjx_som.load)."""
