@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="HalfCheetah-v4", help=f"environment, one of: {', '.join(envs.names())}")
     parser.add_argument("--algos", default="som,dacer,sdac", help=f"comma-separated, from: {', '.join(agents.algos())}")
-    parser.add_argument("--batch-sizes", default="1,4096", help="inference batch sizes (default 1,4096)")
-    parser.add_argument("--num-envs", default="4096", help="envs of the training-loop (and env-only) measurement")
+    parser.add_argument("--batch-sizes", default="", help="inference batch sizes (default 1,4096; 1,256 on a CPU)")
+    parser.add_argument("--num-envs", default="", help="envs of the training-loop (and env-only) measurement "
+                        "(default 4096; 64 on a CPU, where 4096 envs x 100 steps take minutes per call)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=30, help="timed calls after warm-up (default 30)")
     parser.add_argument("--loop-iterations", type=int, default=10, help="vector steps per timed training chunk")
     parser.add_argument("--loop-repeats", type=int, default=3, help="timed training chunks (default 3)")
@@ -138,10 +139,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scaling-baseline", default="sdac", help="the diffusion actor compared with SOM there")
     parser.add_argument("--env-only", action="store_true", help="measure environment steps/s only")
     parser.add_argument("--skip-loop", action="store_true", help="skip the training-loop and env-only measurements")
-    parser.add_argument("--steps-per-call", type=int, default=100, help="env steps per jitted env-only call")
+    parser.add_argument("--steps-per-call", type=int, default=0, help="env steps per jitted env-only call "
+                        "(default 100; 20 on a CPU)")  # fmt: skip
     parser.add_argument("--json", default=None, help="write the records to this JSON file")
     parser.add_argument("--out-dir", default=".", help="folder for bench.png and bench_scaling.png")
     args = parser.parse_args(argv)
+    on_cpu = device_name() == "cpu"  # defaults sized for the device: a CPU call must take seconds, not minutes
+    args.batch_sizes = args.batch_sizes or ("1,256" if on_cpu else "1,4096")
+    args.num_envs = args.num_envs or ("64" if on_cpu else "4096")
+    args.steps_per_call = args.steps_per_call or (20 if on_cpu else 100)
     if args.env not in envs.names():
         parser.error(f"--env {args.env!r} is unknown; choose one of: {', '.join(envs.names())}")
     algos = [a for a in args.algos.split(",") if a]

@@ -6,6 +6,8 @@ the device is done (``block_until_ready``).
 
 from __future__ import annotations
 
+import faulthandler
+import sys
 import time
 from collections.abc import Callable
 
@@ -14,15 +16,25 @@ import numpy as np
 
 from envs.wrappers import VecEnv
 
+WATCHDOG_S = 600  # a measurement call that takes longer dumps every thread's stack to stderr (a hang shows where)
 
-def time_calls(fn: Callable[[], object], repeats: int) -> np.ndarray:
-    """Wall-clock seconds of `repeats` calls of fn (after one warm-up call)."""
-    jax.block_until_ready(fn())
+
+def time_calls(fn: Callable[[], object], repeats: int, label: str = "") -> np.ndarray:
+    """Wall-clock seconds of `repeats` calls of fn (after one warm-up call). With a label, each call's
+    progress goes to stderr; any call running past WATCHDOG_S dumps all threads' stacks (faulthandler)."""
     times = []
-    for _ in range(repeats):
+    for i in range(repeats + 1):
+        faulthandler.dump_traceback_later(WATCHDOG_S, exit=False, file=sys.__stderr__)
         start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
+        try:
+            jax.block_until_ready(fn())
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        if i:
+            times.append(time.perf_counter() - start)
+        if label:
+            what = "warm-up (compile)" if i == 0 else f"call {i}/{repeats}"
+            print(f"[bench] {label}: {what} {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
     return np.asarray(times)
 
 
@@ -52,7 +64,7 @@ def env_throughput(env, num_envs: int, steps_per_call: int = 100, repeats: int =
         carry = rollout(*carry)
         return carry
 
-    seconds = time_calls(call, repeats)
+    seconds = time_calls(call, repeats, f"env-only, {num_envs} envs x {steps_per_call} steps")
     rates = num_envs * steps_per_call / seconds
     return {"num_envs": num_envs, "env_steps_per_s": float(rates.mean()), "env_steps_per_s_std": float(rates.std())}
 
@@ -73,7 +85,7 @@ def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: in
     act = jax.jit(lambda state, obs, key: agent.act(state, obs, key, False))
     obs = jax.random.normal(jax.random.PRNGKey(0), (batch_size, obs_size))
     keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats + 1))
-    return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats))
+    return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats, f"inference, batch {batch_size}"))
 
 
 def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int):
@@ -98,7 +110,7 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
         state, metrics = update(state, batch, next(update_keys))
         return metrics
 
-    return _ms(time_calls(call, repeats))
+    return _ms(time_calls(call, repeats, f"update, batch {batch_size}"))
 
 
 def loop_throughput(trainer, repeats: int, seed: int = 0) -> tuple[float, float]:
@@ -112,5 +124,5 @@ def loop_throughput(trainer, repeats: int, seed: int = 0) -> tuple[float, float]
         state, metrics = trainer.chunk(state)
         return metrics
 
-    rates = steps / time_calls(call, repeats)
+    rates = steps / time_calls(call, repeats, f"training loop, {trainer.config.num_envs} envs")
     return float(rates.mean()), float(rates.std())

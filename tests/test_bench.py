@@ -10,13 +10,16 @@ def _bench(monkeypatch, argv):
     return runpy.run_path("launch/bench.py", run_name="__main__")
 
 
-def test_env_only_bench_writes_json(tmp_path, monkeypatch):
+def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
     _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "2,8", "--repeats", "20",
                          "--steps-per-call", "5", "--json", str(out)])  # fmt: skip
     records = json.loads(out.read_text())
     assert [r["num_envs"] for r in records] == [2, 8]
     assert all(r["env_steps_per_s"] > 0 and r["device"] == "cpu" for r in records)
+    # each measurement call reports its progress (a stuck one is visible, and dumps its stacks)
+    err = capsys.readouterr().err
+    assert "[bench] env-only, 8 envs x 5 steps: call 3/3" in err and "warm-up (compile)" in err
 
 
 def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
@@ -33,8 +36,9 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
         for key in ("infer_ms_mean", "infer_ms_std", "train_ms_mean", "loop_env_steps_per_s"):
             assert r[key] > 0 or (key == "infer_ms_std" and r[key] >= 0), (key, r)
         assert r["device"] == "cpu" and r["env"] == "bandit/eight_gaussians"
-    assert all(r["infer_ratio_vs_som"] == 1.0 for r in algo_rows if r["algo"] == "som")
     dacer = next(r for r in algo_rows if r["algo"] == "dacer")
+    som = next(r for r in algo_rows if r["algo"] == "som" and r["batch_size"] == dacer["batch_size"])
+    assert dacer["infer_ratio_vs_som"] == dacer["infer_ms_mean"] / som["infer_ms_mean"]
     assert dacer["diffusion_steps"] == 20 and dacer["num_candidates"] == 1
     assert [r["algo"] for r in records if r["kind"] == "scaling"] == ["som", "dacer"]
     assert (tmp_path / "bench.png").stat().st_size > 0 and (tmp_path / "bench_scaling.png").stat().st_size > 0
