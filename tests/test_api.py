@@ -249,3 +249,15 @@ def test_cli_rejects_unknown_env_before_compiling():
     proc = _run_cli(["--env", "Nope-v1"])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "--env 'Nope-v1' is unknown; valid names:" in err
+
+
+def test_brax_sac_peer_gets_our_sac_runs_settings():
+    from mjx_som.peers import brax_sac_settings
+
+    config = api.default_config("HalfCheetah-v4", "sac", "cpu")
+    settings = brax_sac_settings(config)
+    expected = dict(num_timesteps=100_000, num_envs=32, batch_size=256, grad_updates_per_step=8, discounting=0.99,
+                    reward_scaling=0.2, tau=0.005, max_replay_size=100_000, min_replay_size=8000,
+                    normalize_observations=True, num_eval_envs=8, deterministic_eval=True, num_evals=7)  # fmt: skip
+    assert {k: settings[k] for k in expected} == expected
+    assert settings["network_factory"].keywords == {"hidden_layer_sizes": (128, 128)}
