@@ -54,3 +54,23 @@ def test_replay_holds_the_true_final_observation_at_truncation():
     np.testing.assert_array_equal(next_obs, obs + 1)  # never the reset observation 0
     assert set(obs.tolist()) == {0.0, 1.0, 2.0}  # episodes restart after 3 steps
     assert np.all(terminated == 0)  # truncation is not termination: the critic bootstraps
+
+
+def test_the_trainer_traces_under_the_configured_matmul_precision():
+    """TF32 (the float32 default on Ampere/Hopper GPUs) breaks MJX physics and the argmax selection: every
+    matmul of the evaluation is lowered at float32 precision HIGHEST unless another is asked for."""
+    import envs
+
+    def dot_precisions(precision):
+        config = api.apply_overrides(
+            api.default_config("InvertedPendulum-v4"), dict(num_envs=2, matmul_precision=precision)
+        )
+        env = envs.make(config.env)
+        agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, 10))
+        trainer = Trainer(env, agent, config, eval_episodes=2)
+        abstract = trainer.abstract_state
+        text = trainer.evaluate.lower(abstract.agent, abstract.normalizer, jax.random.PRNGKey(0)).as_text()
+        return {line.split("precision = [")[1].split("]")[0] for line in text.splitlines() if "dot_general" in line}
+
+    assert dot_precisions("highest") == {"HIGHEST, HIGHEST"}
+    assert dot_precisions("default") == {"DEFAULT, DEFAULT"}
