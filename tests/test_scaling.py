@@ -54,7 +54,7 @@ def test_layouts_that_do_not_divide_are_refused(multi_device):
 
 
 def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch):
-    replay = 1000 * 4 * (2 * 1 + 2 + 2)
+    replay = 1000 * 4 * (2 * 1 + 2 + 3)  # obs, next_obs, action, reward, terminated, done
     monkeypatch.setattr(api, "_memory_limit_bytes", lambda: int(replay / 0.8) + 1)  # the replay alone fits
     with pytest.raises(ValueError, match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
                                          r".* GiB, networks .* GiB\).*lower --buffer-size or --num-envs, or use more "
