@@ -78,21 +78,23 @@ class Checkpointer:
         steps = sorted(self.manager.all_steps(), reverse=True)
         if step is not None and step not in steps:
             raise ValueError(f"{caller}: no checkpoint at env step {step}; the checkpoints are at {sorted(steps)}")
-        broken = []
+        broken = {}  # step -> why it could not be read
         for candidate in [step] if step is not None else steps:
             try:
                 restored = self.restore(abstract_state, candidate)
             except Exception as e:  # noqa: BLE001 — orbax/TensorStore raise many kinds on a damaged file
                 path = os.path.join(self.manager.directory, str(candidate))
-                broken.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+                broken[candidate] = f"{path} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
                 if step is None:
                     warnings.warn(f"checkpoint {path} cannot be read; trying an older one", stacklevel=2)
                 continue
             if not self.read_only:  # a run continuing from here must be able to write those steps again
-                for bad in steps[: steps.index(candidate)]:
+                for bad in broken:
                     self._set_aside(bad)
             return restored
-        raise ValueError(f"{caller}: no intact checkpoint to restore; unreadable: {'; '.join(broken) or 'none'}")
+        raise ValueError(
+            f"{caller}: no intact checkpoint to restore; unreadable: {'; '.join(broken.values()) or 'none'}"
+        )
 
     def _set_aside(self, step: int) -> None:
         """Moves the checkpoint of `step` to RUN_DIR/corrupt_checkpoints/<step> (kept for inspection)."""
