@@ -20,11 +20,16 @@ from mjx_som.logging import plot_returns
 BRAX_ALGO = "brax_sac"
 
 
-def _replicate_on_current_jax() -> None:
+def device_put_replicated(tree, devices):
     """brax 0.14.2 still calls jax.device_put_replicated, which jax 0.10 removed; this is the replacement
     JAX's pmap migration guide gives (one stacked copy per device)."""
+    return jax.tree.map(lambda x: jnp.stack([x] * len(devices)), tree)
+
+
+def _replicate_on_current_jax() -> None:
+    """Installs device_put_replicated where this JAX lacks it (brax's training agents call it)."""
     if not hasattr(jax, "device_put_replicated"):
-        jax.device_put_replicated = lambda tree, devices: jax.tree.map(lambda x: jnp.stack([x] * len(devices)), tree)
+        jax.device_put_replicated = device_put_replicated
 
 
 def brax_sac_settings(config: RunConfig) -> dict:

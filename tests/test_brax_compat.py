@@ -1,22 +1,21 @@
 """Our environments train with brax's own agents (brax.training.agents.ppo)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from brax.training.agents.ppo import train as ppo
 
 import envs
+from mjx_som.peers import device_put_replicated
 
 
 @pytest.fixture
 def brax_on_current_jax(monkeypatch):
-    """brax 0.14.2 still calls jax.device_put_replicated, which jax 0.10 removed; this is the
-    replacement JAX's pmap migration guide gives (stack one copy per device)."""
+    """brax 0.14.2 still calls jax.device_put_replicated, which jax 0.10 removed (mjx_som.peers has the
+    replacement)."""
     if hasattr(jax, "device_put_replicated"):
         return
-    replicate = lambda tree, devices: jax.tree.map(lambda x: jnp.stack([x] * len(devices)), tree)  # noqa: E731
-    monkeypatch.setattr(jax, "device_put_replicated", replicate, raising=False)
+    monkeypatch.setattr(jax, "device_put_replicated", device_put_replicated, raising=False)
 
 
 def test_brax_ppo_trains_on_our_env(brax_on_current_jax):
