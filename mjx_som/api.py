@@ -147,7 +147,10 @@ _BANDIT_PRESET = dict(
     num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=100_000,
     learning_starts=4_096, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
     eval_episodes=256,
-    **{algo: _BANDIT_NETWORKS for algo in agents.algos()},
+    **{algo: _BANDIT_NETWORKS for algo in agents.algos()}
+    # SDAC's authors start its temperature at 5 for MuJoCo Q values in the hundreds; rewards here are in
+    # [0, 1], so it starts at 1/30 (the inverse of SOM's fixed alpha = 30 for these rewards)
+    | {"sdac": dict(_BANDIT_NETWORKS, init_alpha=1 / 30)},
 )  # fmt: skip
 # Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
 # updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
@@ -341,7 +344,8 @@ def validate(config: RunConfig, env) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} {getattr(config, name)} is not divisible by the device count {num_devices}"
             )
-    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size) // num_devices
+    target_actions = getattr(config.algo_config(), "improves_actions", False)
+    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size, target_actions) // num_devices
     limit = _memory_limit_bytes()
     if buffer > 0.8 * limit:
         raise ValueError(
@@ -377,13 +381,29 @@ def config_from_dict(values: dict, cls=RunConfig):
     return cls(**kwargs)
 
 
+# Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the
+# authors' temperatures, one acting rule); a config.json from before has no "ema" for them.
+_REWORKED_BASELINES = ("dacer", "qsm", "sdac", "dpmd", "qvpo", "dipo")
+
+
 def _upgrade(values: dict) -> dict:
     """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
-    alpha (and standardize_q, off by default, is gone); n_step did not exist (1)."""
+    alpha (and standardize_q, off by default, is gone); n_step did not exist (1). The reworked baselines'
+    old settings are dropped where the run is another algorithm's; a run of one of them from before
+    cannot be continued (its state has a different structure), which the error says."""
     som = values.get("som")
     if isinstance(som, dict) and "temperature" not in som:
         som = {k: v for k, v in som.items() if k != "standardize_q"}
         values = {**values, "som": {**som, "temperature": "fixed"}}
+    for algo in _REWORKED_BASELINES:
+        old = values.get(algo)
+        if isinstance(old, dict) and "ema" not in old:
+            if values.get("algo") == algo:
+                raise ValueError(
+                    f"this {algo} run was written before the baselines were reworked (2026-11-28: learned "
+                    f"temperatures, an EMA actor); its state cannot be loaded by this version: rerun it"
+                )
+            values = {k: v for k, v in values.items() if k != algo}  # the defaults stand in
     return values
 
 

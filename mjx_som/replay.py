@@ -23,6 +23,11 @@ class Transition:
     done: jax.Array  # [N] 1.0 where the episode ended by termination or truncation (an n-step return stops)
     # [N] the factor on the bootstrapped value, gamma^m for an m-step return; set by replay_sample, not stored
     discount: jax.Array | None = None
+    # [N, A] an action the agent improves over training and writes back (DIPO; Agent.improve); stored
+    # (starting as `action`) only for such an agent, None otherwise
+    target_action: jax.Array | None = None
+    # [N] int32 the buffer rows a batch was drawn from (for writing target_action back); set by replay_sample
+    row: jax.Array | None = None
 
 
 @struct.dataclass
@@ -36,15 +41,24 @@ class ReplayState:
         return self.data.reward.shape[0]
 
 
-def replay_init(capacity: int, obs_size: int, action_size: int) -> ReplayState:
+def replay_init(capacity: int, obs_size: int, action_size: int, target_actions: bool = False) -> ReplayState:
+    """An empty buffer; target_actions: with a target_action column (an agent that writes back)."""
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
-    data = Transition(z(obs_size), z(action_size), z(), z(obs_size), z(), z())
+    data = Transition(z(obs_size), z(action_size), z(), z(obs_size), z(), z(),
+                      target_action=z(action_size) if target_actions else None)  # fmt: skip
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def replay_bytes(capacity: int, obs_size: int, action_size: int) -> int:
-    """Bytes of a buffer of `capacity` float32 transitions."""
-    return 4 * capacity * (2 * obs_size + action_size + 3)
+def replay_bytes(capacity: int, obs_size: int, action_size: int, target_actions: bool = False) -> int:
+    """Bytes of a buffer of `capacity` float32 transitions (replay_init)."""
+    return 4 * capacity * (2 * obs_size + action_size * (2 if target_actions else 1) + 3)
+
+
+def replay_write_target(state: ReplayState, rows: jax.Array, target_action: jax.Array) -> ReplayState:
+    """target_action [N, A] written into the buffer's target_action column at rows [N] (a row drawn twice
+    keeps one of its values)."""
+    data = state.data.replace(target_action=state.data.target_action.at[rows].set(target_action))
+    return state.replace(data=data)
 
 
 def replay_insert(state: ReplayState, batch: Transition) -> ReplayState:
@@ -87,4 +101,4 @@ def replay_sample(
         terminated = jnp.where(valid, state.data.terminated[row], terminated)
         discount = jnp.where(valid, discount * gamma, discount)
         going = valid & (state.data.done[row] == 0)
-    return batch.replace(reward=reward, next_obs=next_obs, terminated=terminated, discount=discount)
+    return batch.replace(reward=reward, next_obs=next_obs, terminated=terminated, discount=discount, row=rows(0))

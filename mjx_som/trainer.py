@@ -24,7 +24,7 @@ from flax import struct
 
 from envs.wrappers import VecEnv
 from mjx_som.agents.base import Agent
-from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample
+from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_target
 from mjx_som.sharding import replicated, split_leading, state_shardings
 
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
@@ -148,7 +148,7 @@ class Trainer:
         state = TrainState(
             agent=self.agent.init(key_agent),
             env_state=self.vec.reset(key_env),
-            replay=replay_init(self.config.buffer_size, obs_size, action_size),
+            replay=replay_init(self.config.buffer_size, obs_size, action_size, self.agent.improve is not None),
             normalizer=normalizer,
             key=key_loop,
             env_steps=jnp.zeros((), jnp.int32),
@@ -181,23 +181,32 @@ class Trainer:
 
     def _updates(self, agent_state, replay: ReplayState, normalizer, consecutive_skips, key):
         """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
-        is skipped (the agent state stays as it was). Returns (agent state, consecutive skips,
-        (metrics [U], finite [U]))."""
+        is skipped (the agent state stays as it was, nothing is written back). An agent with improve()
+        has its improved target actions written into the replay. Returns (agent state, replay,
+        consecutive skips, (metrics [U], finite [U]))."""
         cfg = self.config
+        improve = self.agent.improve
 
         def one_update(carry, key):
-            agent_state, consecutive = carry
-            key_sample, key_update = jax.random.split(key)
+            agent_state, replay, consecutive = carry
+            key_sample, key_improve, key_update = jax.random.split(key, 3)
             batch = self.sample_batch(replay, normalizer, key_sample)
+            if improve is not None:
+                batch = batch.replace(target_action=improve(agent_state, batch, key_improve))
             new_state, metrics = self.agent.update(agent_state, batch, key_update)
-            finite = all_finite((new_state, metrics))
+            finite = all_finite((new_state, metrics, batch.target_action))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
+            if improve is not None:
+                old_target = replay.data.target_action[batch.row]
+                replay = replay_write_target(replay, batch.row, jnp.where(finite, batch.target_action, old_target))
             consecutive = jnp.where(finite, 0, consecutive + 1)
-            return (agent_state, consecutive), (metrics, finite)
+            return (agent_state, replay, consecutive), (metrics, finite)
 
         keys = jax.random.split(key, cfg.updates_per_step)
-        (agent_state, consecutive_skips), out = jax.lax.scan(one_update, (agent_state, consecutive_skips), keys)
-        return agent_state, consecutive_skips, out
+        (agent_state, replay, consecutive_skips), out = jax.lax.scan(
+            one_update, (agent_state, replay, consecutive_skips), keys
+        )
+        return agent_state, replay, consecutive_skips, out
 
     def _iteration(self, state: TrainState, _):
         cfg = self.config
@@ -213,9 +222,10 @@ class Trainer:
         info = env_state.info
         # a non-finite final observation (Ant terminates on one) is stored as zeros: it is never bootstrapped from
         final_obs = jnp.where(jnp.isfinite(info["final_obs"]), info["final_obs"], 0.0)
-        replay = replay_insert(
-            state.replay, Transition(obs, action, env_state.reward, final_obs, info["terminated"], env_state.done)
-        )
+        target_action = action if self.agent.improve is not None else None  # improved later (Agent.improve)
+        transition = Transition(obs, action, env_state.reward, final_obs, info["terminated"], env_state.done,
+                                target_action=target_action)  # fmt: skip
+        replay = replay_insert(state.replay, transition)
         if cfg.normalize_obs:  # rows with a non-finite observation are left out of the statistics
             finite_rows = jnp.all(jnp.isfinite(obs), axis=-1).astype(jnp.float32)
             normalizer = running_statistics.update(state.normalizer, jnp.nan_to_num(obs), weights=finite_rows)
@@ -224,12 +234,13 @@ class Trainer:
 
         learn = replay.size >= cfg.learning_starts
         update_args = (state.agent, replay, normalizer, state.consecutive_skips, key_update)
-        metric_shapes = jax.eval_shape(self._updates, *update_args)[2][0]
-        agent_state, consecutive_skips, (metrics, finite) = jax.lax.cond(
+        metric_shapes = jax.eval_shape(self._updates, *update_args)[3][0]
+        agent_state, replay, consecutive_skips, (metrics, finite) = jax.lax.cond(
             learn,
             lambda: self._updates(*update_args),
             lambda: (
                 state.agent,
+                replay,
                 state.consecutive_skips,
                 (
                     jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes),

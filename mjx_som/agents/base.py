@@ -7,6 +7,10 @@
     sample(state, obs [B, O], key, noise=None) -> action [B, A]: one draw of the raw generative
         map (no best-of-N, no exploration noise), for the mode-coverage metrics and the transport
         pictures; noise [B, A]: the starting noise (default: drawn from key).
+    improve(state, batch: Transition, key) -> target_action [B, A], or None (the default): an agent
+        that improves stored actions over training (DIPO) returns the improved batch.target_action;
+        the trainer keeps a target_action column in the replay (starting as the taken action), passes
+        the improved actions to update() as batch.target_action and writes them back.
 
 Observations reaching an agent are already normalised by the trainer.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import optax
 
@@ -36,12 +40,15 @@ class Agent(NamedTuple):
     act: Callable
     update: Callable
     sample: Callable
+    improve: Callable | None = None
 
 
 @dataclass(frozen=True)
 class GenerativeActorConfig(CriticConfig):
     """What every generative actor with best-of-N selection shares (SOM, MFP and the diffusion
     baselines): the critic's settings and these."""
+
+    improves_actions: ClassVar[bool] = False  # the agent writes improved actions back (Agent.improve)
 
     num_candidates: int = 32
     """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""
@@ -53,8 +60,13 @@ class GenerativeActorConfig(CriticConfig):
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
     actor_lr_final: float = 3e-5
     """actor learning rate at the end of the run"""
+    ema: float = 0.999
+    """EMA rate of the actor weights that act (also in evaluation) and sample the critic target's next
+    actions: after each actor step ema_params <- ema * ema_params + (1 - ema) * params; 0 = the raw weights"""
 
     def validate(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
         for name in ("actor_lr", "critic_lr"):
@@ -67,3 +79,7 @@ class GenerativeActorConfig(CriticConfig):
             self.actor_lr, max(total_updates, 1), alpha=self.actor_lr_final / self.actor_lr
         )
         return optax.adam(schedule)
+
+    def ema_update(self, params, ema_params):
+        """The acting weights after an actor step (see ema)."""
+        return optax.incremental_update(params, ema_params, 1.0 - self.ema)

@@ -1,7 +1,10 @@
-"""DPMD (diffusion policy mirror descent, from the SDAC authors' code): the current policy's best-of-N
-actions are cloned with a denoising loss weighted by exp(clip(standardised Q, -3, 3) / temperature),
-a mirror-descent step towards pi_old * exp(Q / lambda). Q is standardised by running estimates of its
-mean and std (rate 0.001). Acting: T steps, best of N.
+"""DPMD (diffusion policy mirror descent), as in the SDAC authors' code (relax/algorithm/dpmd.py and
+scripts/train_mujoco.py in mahaitongdae/diffusion_policy_online_rl): the actions the critic target
+already sampled at s' (best of N = 4 plus the exploration noise 0.1 lambda) are cloned with a denoising
+loss weighted by exp(clip(standardised Q, -3, 3) / lambda), a mirror-descent step towards
+pi_old * exp(Q / lambda). Q is standardised by running estimates of its mean and std (rate 0.001). The
+temperature lambda is learned (from 5, one Adam step every 250 updates, towards the Gaussian entropy of
+the exploration noise 0.1 lambda matching -0.9 A). Acting: the EMA actor, T steps, best of N.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
+from mjx_som.agents.iterative import DiffusionConfig, TemperatureConfig, make_diffusion_agent, temperature
 from mjx_som.critic import min_q
 from mjx_som.diffusion import denoising_loss
 from mjx_som.score import ess_fraction
@@ -21,32 +24,53 @@ Q_STATS_RATE = 0.001
 
 
 @dataclass(frozen=True)
-class DPMDConfig(DiffusionConfig):
-    """DPMD: the diffusion actor's settings and the mirror-descent temperature."""
+class DPMDConfig(DiffusionConfig, TemperatureConfig):
+    """DPMD: the diffusion actor's settings and the mirror-descent temperature lambda's (TemperatureConfig)."""
 
-    temperature: float = 1.0
-    """lambda: weights exp(clip(standardised Q, -3, 3) / lambda)"""
+    num_candidates: int = 4
+    """N: candidates per state for acting and for the cloned next actions (the authors' run script: 4)"""
+    ema: float = 0.9975
+    """the authors act with a Polyak-averaged policy, rate 0.005 every second update"""
+
+    def validate(self) -> None:
+        DiffusionConfig.validate(self)
+        TemperatureConfig.validate(self)
+
+
+def noise_entropy(config: DPMDConfig, log_alpha: jax.Array, action_size: int) -> jax.Array:
+    """Entropy (nats) of the exploration noise N(0, (explore_noise * lambda)^2 I) over the action dims."""
+    return 0.5 * action_size * jnp.log(2 * jnp.pi * jnp.e * jnp.square(config.explore_noise * jnp.exp(log_alpha)))
 
 
 def make_dpmd(config: DPMDConfig, spec: EnvSpec) -> Agent:
     def actor_loss(params, state, critic_params, batch, key, policy):
-        key_act, key_loss = jax.random.split(key)
-        action = jax.lax.stop_gradient(policy.greedy(state, batch.obs, key_act))
-        q = min_q(config, critic_params, batch.obs, action)
+        # batch.obs, batch.action: the critic target's states s' and its sampled next actions
+        q = min_q(config, critic_params, batch.obs, batch.action)
         z = (q - state.extra["q_mean"]) / state.extra["q_std"]
-        weights = jax.lax.stop_gradient(jnp.exp(jnp.clip(z, -3.0, 3.0) / config.temperature))
-        loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key_loss, action, weights)
+        weights = jax.lax.stop_gradient(jnp.exp(jnp.clip(z, -3.0, 3.0) / temperature(state)))
+        loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key, batch.action, weights)
         metrics = {"weight_mean": jnp.mean(weights), "batch_q_mean": jnp.mean(q), "batch_q_std": jnp.std(q)}
         # one weight per state: the effective sample size is over the batch
         return loss, metrics | {"score_ess": ess_fraction(weights)}
 
     def extra_update(state, critic_params, batch, key, policy, actor_metrics):
-        """Running estimates of Q's mean and std over the cloned actions."""
+        """Running estimates of Q's mean and std over the cloned actions; the temperature's step."""
         mean, std = state.extra["q_mean"], state.extra["q_std"]
-        stats = {
-            "q_mean": mean + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_mean"]) - mean),
-            "q_std": std + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_std"]) + 1e-6 - std),
-        }
-        return stats, {}
+        extra = dict(
+            state.extra,
+            q_mean=mean + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_mean"]) - mean),
+            q_std=std + Q_STATS_RATE * (jax.lax.stop_gradient(actor_metrics["batch_q_std"]) + 1e-6 - std),
+        )
+        target = config.target_entropy_per_dim * spec.action_size
 
-    return make_diffusion_agent("dpmd", config, spec, actor_loss, {"q_mean": 0.0, "q_std": 1.0}, extra_update)
+        def entropy_gradient(log_alpha):
+            """d/d log(lambda) of -log(lambda) (H_target - H(lambda)) with H held fixed, and H."""
+            entropy = noise_entropy(config, log_alpha, spec.action_size)
+            return entropy - target, entropy
+
+        return config.temperature_step(extra, entropy_gradient, "noise_entropy")
+
+    extra_init = {"q_mean": 0.0, "q_std": 1.0, **config.temperature_init()}
+    return make_diffusion_agent(
+        "dpmd", config, spec, actor_loss, extra_init, extra_update, temperature, clone_next_actions=True
+    )

@@ -1,8 +1,9 @@
 """What every iterative diffusion baseline shares (DACER, QSM, SDAC, DPMD, QVPO, DIPO): a noise-
-prediction network eps(a_k, k | s) on the same VelocityNet as SOM's actor, T-step DDPM sampling
-(mjx_som/diffusion.py), best-of-N acting under the twin critics, the critic update, and one actor
-optimiser step. An algorithm supplies only its actor loss (and, optionally, state of its own such
-as a temperature, updated without gradients through the actor).
+prediction network eps(a_k, k | s) on the same VelocityNet as SOM's actor, its EMA (the acting rule of
+every generative actor: the EMA acts and samples the critic target's next actions, GenerativeActorConfig.
+ema), T-step DDPM sampling (mjx_som/diffusion.py), best-of-N acting under the twin critics, the critic
+update, and one actor optimiser step. An algorithm supplies only its actor loss (and, optionally, state
+of its own such as a temperature, updated without gradients through the actor).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class DiffusionConfig(GenerativeActorConfig):
 @struct.dataclass
 class DiffusionState:
     actor_params: dict
+    actor_ema: dict  # the acting weights (GenerativeActorConfig.ema)
     actor_opt: optax.OptState
     critic: CriticState
     extra: dict  # the algorithm's own arrays (e.g. a temperature), {} when none
@@ -51,16 +53,18 @@ class DiffusionState:
 class DiffusionPolicy(NamedTuple):
     """What an actor loss may use. eps_fn(params, obs [B, O]) -> EpsFn; sample(params, obs, key,
     noise=None) -> [B, A] (one T-step chain each, from noise [B, A] when given); candidates(params,
-    obs, key) -> [B, N, A]; greedy(state, obs, key) -> [B, A] (best of N under the online critics)."""
+    obs, key) -> [B, N, A]; best_of(params, critic_params, obs, key) -> [B, A] (the best of N chains of
+    the given actor weights under the given critics; one chain when N = 1)."""
 
     schedule: Schedule
     eps_fn: Callable
     sample: Callable
     candidates: Callable
-    greedy: Callable
+    best_of: Callable
 
 
-# actor_loss(actor_params, state, critic_params, batch, key, policy) -> (loss, metrics)
+# actor_loss(actor_params, state, critic_params, batch, key, policy) -> (loss, metrics); with
+# clone_next_actions, batch.obs / batch.action are the critic target's states s' and next actions a'
 ActorLoss = Callable[..., tuple]
 # extra_update(state, critic_params, batch, key, policy, actor_metrics) -> (extra, metrics)
 ExtraUpdate = Callable[..., tuple]
@@ -74,8 +78,14 @@ def make_diffusion_agent(
     extra_init: dict | None = None,
     extra_update: ExtraUpdate | None = None,
     explore_scale: Callable[[DiffusionState], jax.Array] | None = None,
+    clone_next_actions: bool = False,
+    improve: Callable | None = None,
 ) -> Agent:
-    """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise."""
+    """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise. With
+    clone_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
+    exploration noise, as DPMD's authors sample them) and the actor loss gets them as its batch, so no
+    second best-of-N chain is sampled for the actor. improve(state, batch, key, policy) -> [B, A]: the
+    agent's Agent.improve (target actions written back into the replay)."""
     config.validate()
     net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
     schedule = ddpm_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
@@ -86,8 +96,8 @@ def make_diffusion_agent(
         zeros = jnp.zeros((1,))
         params = net.init(key_actor, jnp.zeros((1, spec.obs_size)), jnp.zeros((1, spec.action_size)), zeros, zeros)
         critic = critic_init(key_critic, spec.obs_size, spec.action_size, config)
-        extra = {k: jnp.asarray(v, jnp.float32) for k, v in (extra_init or {}).items()}
-        return DiffusionState(params, optimizer.init(params), critic, extra)
+        extra = jax.tree.map(jnp.asarray, extra_init or {})
+        return DiffusionState(params, params, optimizer.init(params), critic, extra)
 
     def eps_fn(params, obs):
         return lambda a_k, t: net.apply(params, obs, a_k, t, t)
@@ -99,12 +109,15 @@ def make_diffusion_agent(
         obs_n = jnp.repeat(obs, config.num_candidates, axis=0)
         return sample(params, obs_n, key).reshape(obs.shape[0], config.num_candidates, -1)
 
-    def greedy(state: DiffusionState, obs, key):
+    def best_of(params, critic_params, obs, key):
         if config.num_candidates == 1:
-            return sample(state.actor_params, obs, key)
-        return best_of_n(config, state.critic.params, obs, candidates(state.actor_params, obs, key))
+            return sample(params, obs, key)
+        return best_of_n(config, critic_params, obs, candidates(params, obs, key))
 
-    policy = DiffusionPolicy(schedule, eps_fn, sample, candidates, greedy)
+    def greedy(state: DiffusionState, obs, key):
+        return best_of(state.actor_ema, state.critic.params, obs, key)
+
+    policy = DiffusionPolicy(schedule, eps_fn, sample, candidates, best_of)
 
     def act(state: DiffusionState, obs, key, explore: bool):
         key_cand, key_noise = jax.random.split(key)
@@ -114,25 +127,91 @@ def make_diffusion_agent(
             action = action + scale * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
 
+    def critic_step(state: DiffusionState, batch: Transition, key):
+        """(critic, metrics, actor batch): the TD step, and the batch the actor loss sees."""
+        if not clone_next_actions:
+            critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key), 0.0))
+            return critic, metrics, batch
+        next_action = act(state, batch.next_obs, key, explore=True)
+        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (next_action, 0.0))
+        return critic, metrics, batch.replace(obs=batch.next_obs, action=next_action)
+
     def raw_sample(state: DiffusionState, obs, key, noise=None):
-        return sample(state.actor_params, obs, key, noise)
+        return sample(state.actor_ema, obs, key, noise)
 
     def update(state: DiffusionState, batch: Transition, key):
         key_next, key_actor, key_extra = jax.random.split(key, 3)
-        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key_next), 0.0))
+        critic, metrics, actor_batch = critic_step(state, batch, key_next)
         state = state.replace(critic=critic)
 
         def loss_fn(params):
-            return actor_loss(params, state, critic.params, batch, key_actor, policy)
+            return actor_loss(params, state, critic.params, actor_batch, key_actor, policy)
 
         (loss, actor_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
         updates, actor_opt = optimizer.update(grads, state.actor_opt, state.actor_params)
-        state = state.replace(actor_params=optax.apply_updates(state.actor_params, updates), actor_opt=actor_opt)
+        actor_params = optax.apply_updates(state.actor_params, updates)
+        state = state.replace(
+            actor_params=actor_params, actor_ema=config.ema_update(actor_params, state.actor_ema), actor_opt=actor_opt
+        )
         metrics.update(actor_metrics, actor_loss=loss)
         if extra_update is not None:
-            extra, extra_metrics = extra_update(state, critic.params, batch, key_extra, policy, actor_metrics)
+            extra, extra_metrics = extra_update(state, critic.params, actor_batch, key_extra, policy, actor_metrics)
             state = state.replace(extra=extra)
             metrics.update(extra_metrics)
         return state, metrics
 
-    return Agent(name, config, init, act, update, raw_sample)
+    improve_fn = None if improve is None else (lambda state, batch, key: improve(state, batch, key, policy))
+    return Agent(name, config, init, act, update, raw_sample, improve_fn)
+
+
+@dataclass(frozen=True)
+class TemperatureConfig:
+    """A temperature alpha = exp(log_alpha) learned as the authors of SDAC, DPMD and DACER do: one Adam
+    step on log_alpha every alpha_update_every-th update (counting from the first), exploration noise
+    explore_noise * alpha."""
+
+    init_alpha: float = 5.0
+    """alpha at the start"""
+    alpha_lr: float = 7e-3
+    """Adam learning rate of log(alpha)"""
+    alpha_update_every: int = 250
+    """updates between two steps of log(alpha)"""
+    target_entropy_per_dim: float = -0.9
+    """target entropy per action dimension (nats) of the temperature's objective"""
+
+    def validate(self) -> None:
+        if self.init_alpha <= 0 or self.alpha_lr <= 0 or self.alpha_update_every < 1:
+            raise ValueError(
+                f"need init_alpha > 0, alpha_lr > 0, alpha_update_every >= 1; got {self.init_alpha}, "
+                f"{self.alpha_lr}, {self.alpha_update_every}"
+            )
+
+    def temperature_init(self) -> dict:
+        """The state of the temperature, to go in DiffusionState.extra ("measured": the last value of the
+        quantity the temperature's objective measures, e.g. DACER's entropy)."""
+        log_alpha = jnp.log(jnp.float32(self.init_alpha))
+        opt_state = optax.adam(self.alpha_lr).init(log_alpha)
+        return {"log_alpha": log_alpha, "alpha_opt": opt_state, "updates": 0, "measured": jnp.float32(0.0)}
+
+    def temperature_step(self, extra: dict, grad_fn: Callable, measured_name: str) -> tuple[dict, dict]:
+        """extra after this update: on every alpha_update_every-th update, one Adam step on log_alpha along
+        grad_fn(log_alpha) -> (d loss / d log_alpha, measured), evaluated only then.
+        -> (extra, metrics {alpha, measured_name})"""
+        optimizer = optax.adam(self.alpha_lr)
+
+        def step(log_alpha, opt_state, _):
+            grad, measured = grad_fn(log_alpha)
+            updates, opt_state = optimizer.update(grad, opt_state)
+            return optax.apply_updates(log_alpha, updates), opt_state, jnp.asarray(measured, jnp.float32)
+
+        due = extra["updates"] % self.alpha_update_every == 0
+        log_alpha, opt_state, measured = jax.lax.cond(
+            due, step, lambda *args: args, extra["log_alpha"], extra["alpha_opt"], extra["measured"]
+        )
+        extra = dict(extra, log_alpha=log_alpha, alpha_opt=opt_state, updates=extra["updates"] + 1, measured=measured)
+        return extra, {"alpha": jnp.exp(log_alpha), measured_name: measured}
+
+
+def temperature(state: DiffusionState) -> jax.Array:
+    """alpha = exp(log_alpha) of an agent with a TemperatureConfig."""
+    return jnp.exp(state.extra["log_alpha"])

@@ -30,8 +30,6 @@ class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
     actor_lr_final: float = 1e-4
     """actor learning rate at the end of the run"""
-    ema: float = 0.999
-    """EMA rate of the actor weights used to act"""
 
     def meanflow_config(self) -> MeanFlowConfig:
         return project(self, MeanFlowConfig)
@@ -121,7 +119,7 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
         (loss, mse), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
         updates, actor_opt = actor_optimizer.update(grads, state.actor_opt, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
-        actor_ema = optax.incremental_update(actor_params, state.actor_ema, 1.0 - config.ema)
+        actor_ema = config.ema_update(actor_params, state.actor_ema)
         metrics.update(target_metrics, actor_loss=loss, meanflow_mse=mse)
         return OneStepState(actor_params, actor_ema, actor_opt, critic), metrics
 

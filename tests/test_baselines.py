@@ -1,0 +1,127 @@
+"""The baselines' own mechanisms, as their authors run them (docs/baselines.md): DIPO's improved actions
+and their write-back, the learned temperatures of SDAC, DPMD and DACER, and the acting EMA."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_learning_baselines import TARGET, one_mode_bandit
+
+from mjx_som import api
+from mjx_som.agents import EnvSpec, config_class, make_agent
+from mjx_som.agents.dipo import DIPOConfig, improve_actions
+from mjx_som.agents.dpmd import noise_entropy
+from mjx_som.replay import Transition
+from mjx_som.trainer import Trainer
+
+SMALL = dict(actor_hidden=(16,), critic_hidden=(16,), diffusion_steps=4)
+
+
+def _batch(key, size=32, obs_size=3, action_size=2, target_actions=False):
+    keys = jax.random.split(key, 3)
+    action = jax.random.uniform(keys[1], (size, action_size), minval=-1.0, maxval=1.0)
+    return Transition(
+        obs=jax.random.normal(keys[0], (size, obs_size)), action=action,
+        reward=jax.random.uniform(keys[2], (size,)), next_obs=jax.random.normal(keys[2], (size, obs_size)),
+        terminated=jnp.zeros(size), done=jnp.zeros(size), discount=jnp.full(size, 0.99),
+        target_action=action if target_actions else None, row=jnp.arange(size),
+    )  # fmt: skip
+
+
+def test_dipo_improved_actions_raise_the_true_q_well_above_the_replayed_ones():
+    target = jnp.asarray(TARGET)
+    true_q = lambda a: 1.0 - jnp.sum(jnp.square(a - target), axis=-1)  # noqa: E731  the bandit's reward
+    replayed = jax.random.uniform(jax.random.PRNGKey(0), (512, 2), minval=-1.0, maxval=1.0)
+    improved = improve_actions(DIPOConfig(), true_q, replayed)
+    assert float(jnp.mean(true_q(replayed))) < -0.1  # about -0.28 under uniform actions
+    assert float(jnp.mean(true_q(improved))) > 0.6
+    assert float(jnp.max(jnp.abs(improved))) <= 1.0
+    # one step of the old rule, a + 0.03 grad Q, gained about 0.15: 30 clipped Adam steps gain far more
+    one_step = jnp.clip(replayed + 0.03 * jax.vmap(jax.grad(true_q))(replayed), -1, 1)
+    assert float(jnp.mean(true_q(improved)) - jnp.mean(true_q(one_step))) > 0.5
+
+
+def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_from_them():
+    """A one-row replay: every update draws that row; an improve() that adds 0.1 to what it is given
+    must leave action + 0.1 * updates in the row's target_action (each update starts from the last)."""
+    config = api.apply_overrides(
+        api.RunConfig(env="bandit", algo="dipo", normalize_obs=False),
+        dict(num_envs=1, total_steps=1, log_every=1, batch_size=4, buffer_size=1, learning_starts=1,
+             updates_per_step=3, dipo=dict(SMALL, num_candidates=1)),
+    )  # fmt: skip
+    env = one_mode_bandit()
+    dipo = make_agent("dipo", config.dipo, EnvSpec(env.observation_size, env.action_size, 3))
+    agent = dipo._replace(improve=lambda state, batch, key: batch.target_action + 0.1)
+    trainer = Trainer(env, agent, config, eval_episodes=1)
+    state, _ = trainer.chunk(trainer.init(jax.random.PRNGKey(0)))
+    data = state.replay.data
+    assert int(state.skipped_updates) == 0
+    np.testing.assert_allclose(np.asarray(data.target_action), np.asarray(data.action) + 0.3, atol=1e-5)
+
+
+def test_dipo_trains_with_a_target_action_column_only_for_itself():
+    config = api.apply_overrides(api.RunConfig(env="bandit"), dict(num_envs=1, buffer_size=8))
+    env = one_mode_bandit()
+    for algo, column in (("dipo", True), ("sdac", False)):
+        agent = make_agent(algo, _config(algo), EnvSpec(env.observation_size, env.action_size, 1))
+        replay = Trainer(env, agent, config, eval_episodes=1).init(jax.random.PRNGKey(0)).replay
+        assert (replay.data.target_action is not None) == column
+
+
+def _config(algo, **settings):
+    """The algorithm's config with small networks (and 4 diffusion steps where it has them)."""
+    cls = config_class(algo)
+    return cls(**{k: v for k, v in SMALL.items() if k in cls.__dataclass_fields__}, **settings)
+
+
+def _one_update(algo, state=None, **settings):
+    agent = make_agent(algo, _config(algo, **settings), EnvSpec(3, 2, 10))
+    state = agent.init(jax.random.PRNGKey(0)) if state is None else state
+    batch = _batch(jax.random.PRNGKey(1), target_actions=agent.improve is not None)
+    return agent, state, jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))
+
+
+def test_sdac_temperature_takes_a_step_down_its_authors_objective():
+    agent, state, (new_state, metrics) = _one_update("sdac")
+    config, q = agent.config, metrics["alpha_objective_q"]
+    target = config.target_entropy_per_dim * 2
+
+    def loss(log_alpha):
+        return -log_alpha * (q / jax.nn.softplus(log_alpha) + target)
+
+    old, new = state.extra["log_alpha"], new_state.extra["log_alpha"]
+    assert float(jnp.abs(new - old)) == pytest.approx(config.alpha_lr, rel=1e-3)  # Adam's first step
+    assert float(loss(new)) < float(loss(old))
+
+
+def test_dpmd_temperature_moves_the_noise_entropy_towards_its_target():
+    agent, state, (new_state, _) = _one_update("dpmd")
+    config = agent.config
+    target = config.target_entropy_per_dim * 2
+    old, new = state.extra["log_alpha"], new_state.extra["log_alpha"]
+    assert float(noise_entropy(config, old, 2)) > target  # lambda = 5: noise std 0.5, entropy above -1.8
+    assert abs(float(noise_entropy(config, new, 2)) - target) < abs(float(noise_entropy(config, old, 2)) - target)
+
+
+@pytest.mark.parametrize(("target_per_dim", "direction"), [(-5.0, -1.0), (5.0, 1.0)])
+def test_dacer_temperature_follows_the_entropy_of_the_acting_distribution(target_per_dim, direction):
+    """The acting distribution's estimated entropy (about 0.8 per dim for the untrained actor and noise
+    0.15 alpha) above the target: alpha falls; below it: alpha rises. The next step is not due before
+    alpha_update_every updates."""
+    settings = dict(target_entropy_per_dim=target_per_dim, entropy_samples=64)
+    agent, state, (new_state, metrics) = _one_update("dacer", **settings)
+    step = float(new_state.extra["log_alpha"] - state.extra["log_alpha"])
+    assert np.sign(step) == direction, (step, float(metrics["entropy"]))
+    assert abs(step) == pytest.approx(agent.config.alpha_lr, rel=1e-3)
+    later, _ = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
+    assert float(later.extra["log_alpha"]) == float(new_state.extra["log_alpha"])
+
+
+@pytest.mark.parametrize("algo", ["sdac", "qvpo", "dipo", "mfp"])
+def test_generative_actors_act_with_the_ema_of_their_weights(algo):
+    """After one update the acting weights are ema * initial + (1 - ema) * trained (0.5 here)."""
+    agent, state, (new_state, _) = _one_update(algo, ema=0.5, **({"num_candidates": 4} if algo == "qvpo" else {}))
+    expected = jax.tree.map(lambda a, b: 0.5 * a + 0.5 * b, state.actor_params, new_state.actor_params)
+    for got, want in zip(jax.tree.leaves(new_state.actor_ema), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(jax.tree.leaves(new_state.actor_ema)[0], jax.tree.leaves(new_state.actor_params)[0])
