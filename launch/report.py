@@ -5,7 +5,8 @@
 
 Groups runs by (env, algo) (and by any other setting that differs between them, e.g. som.w) across
 seeds, and writes into --out:
-- curves.png: eval return against env steps, mean ± std over seeds, one panel per env;
+- curves.png: eval return against env steps (top row) and against wall clock (bottom row: the mean
+  over seeds of the wall clock at each eval point), mean ± std over seeds, one column per env;
 - table.md: final eval return mean ± std (n seeds) per env and algo, the paper's SOM and strongest-
   baseline numbers beside them (reference-results.md), and for bandits the raw-map mode coverage;
 - the wall-clock (and env steps) to first reach a target return, per env and algo: --targets
@@ -77,11 +78,13 @@ def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def curve(members: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(env steps, mean, std) over the eval points every member has."""
+def curve(members: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(env steps, mean wall clock s, mean return, std return) over the eval points every member has."""
     common = sorted(set.intersection(*({s for s, _, _ in m["evals"]} for m in members)))
-    values = np.array([[dict((s, r) for s, _, r in m["evals"])[s] for s in common] for m in members])
-    return np.asarray(common), values.mean(0), values.std(0)
+    at = [{s: (w, r) for s, w, r in m["evals"]} for m in members]
+    walls = np.array([[a[s][0] for s in common] for a in at])
+    values = np.array([[a[s][1] for s in common] for a in at])
+    return np.asarray(common), walls.mean(0), values.mean(0), values.std(0)
 
 
 def time_to_target(members: list[dict], target: float) -> dict:
@@ -135,19 +138,22 @@ def plot_curves(groups: dict, path: str) -> None:
 
     plt = pyplot()
     env_names = sorted({env for env, _ in groups})
-    fig, axes = plt.subplots(1, len(env_names), figsize=(5.5 * len(env_names), 4), squeeze=False)
-    for ax, env in zip(axes[0], env_names, strict=True):
+    fig, axes = plt.subplots(2, len(env_names), figsize=(5.5 * len(env_names), 8), squeeze=False)
+    for column, env in enumerate(env_names):
         for (group_env, label), members in sorted(groups.items()):
             if group_env != env:
                 continue
-            steps, mean, std = curve(members)
-            ax.plot(steps, mean, "-o", ms=3, label=f"{label} (n={len(members)})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set_title(env)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("eval episode return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+            steps, walls, mean, std = curve(members)
+            for ax, x in ((axes[0, column], steps), (axes[1, column], walls)):
+                ax.plot(x, mean, "-o", ms=3, label=f"{label} (n={len(members)})")
+                ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        for row, xlabel in enumerate(("environment steps", "wall clock (s, mean over seeds)")):
+            ax = axes[row, column]
+            ax.set_title(env)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("eval episode return")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

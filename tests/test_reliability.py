@@ -258,3 +258,18 @@ def test_a_partial_last_metrics_line_is_dropped_and_a_damaged_one_named(tmp_path
     (tmp_path / "metrics.jsonl").write_text(good + '{"env_ste\n' + good)
     with pytest.raises(ValueError, match=r"metrics.jsonl, line 2: not a JSON record"):
         read_metrics(str(tmp_path))
+
+
+def test_cpu_cholesky_and_triangular_solves_avoid_jaxlibs_deadlocking_lapack_kernels():
+    """jaxlib 0.10's batched LAPACK kernels deadlock XLA:CPU's intra-op pool at thousands of MJX envs
+    (docs/troubleshooting.md): after `import envs` the CPU lowering of MJX's cho_factor / cho_solve must
+    call no LAPACK kernel, and still solve the systems."""
+    assert envs.cpu_runtime.LAPACK_BYPASSED  # this machine's jaxlib is older than the fixed one
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 9, 9)).astype(np.float32)
+    a = a @ a.transpose(0, 2, 1) + 9 * np.eye(9, dtype=np.float32)
+    b = rng.standard_normal((64, 9, 1)).astype(np.float32)
+    solve = jax.jit(lambda a, b: jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), b))
+    lowered = solve.lower(a, b).as_text()
+    assert "lapack" not in lowered and "stablehlo.cholesky" in lowered
+    np.testing.assert_allclose(a @ np.asarray(solve(a, b)), b, atol=1e-4)
