@@ -189,9 +189,10 @@ class Trainer:
 
         def one_update(carry, key):
             agent_state, replay, consecutive = carry
-            key_sample, key_improve, key_update = jax.random.split(key, 3)
+            key_sample, key_update = jax.random.split(key)
             batch = self.sample_batch(replay, normalizer, key_sample)
-            if improve is not None:
+            if improve is not None:  # its own key, so agents without improve() keep their random streams
+                key_update, key_improve = jax.random.split(key_update)
                 batch = batch.replace(target_action=improve(agent_state, batch, key_improve))
             new_state, metrics = self.agent.update(agent_state, batch, key_update)
             finite = all_finite((new_state, metrics, batch.target_action))

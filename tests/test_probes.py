@@ -68,7 +68,8 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     out = tmp_path / "probes"
     runs = out / "runs"
     learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-mfp-s0"
-    sets = ["total_steps=8192", "log_every=4096", "checkpoint_every=4096", "actor_hidden=[32]", "critic_hidden=[32]"]
+    sets = ["total_steps=8192", "learning_starts=1024", "buffer_size=8192", "log_every=4096",
+            "checkpoint_every=4096", "actor_hidden=[32]", "critic_hidden=[32]"]  # fmt: skip
     set_flags = [a for item in sets for a in ("--set", item)]
     argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som,mfp", "--seeds", "0",
             "--noise-scales", "0", "--qdiag-runs", learned_runs, *set_flags]  # fmt: skip
