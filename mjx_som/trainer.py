@@ -181,16 +181,17 @@ class Trainer:
 
     def _updates(self, agent_state, replay: ReplayState, normalizer, consecutive_skips, key):
         """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
-        is skipped (the agent state stays as it was, nothing is written back). An agent with improve()
-        has its improved target actions written into the replay. Returns (agent state, replay,
-        consecutive skips, (metrics [U], finite [U]))."""
+        is skipped (the agent state stays as it was, nothing is written back). Returns (agent state,
+        written, consecutive skips, (metrics [U], finite [U])): written is the replay with the improved
+        target actions of an agent with improve() written in, None for every other agent (whose replay
+        then stays out of the loop's carry: nothing on the hot path changes for them)."""
         cfg = self.config
         improve = self.agent.improve
 
         def one_update(carry, key):
-            agent_state, replay, consecutive = carry
+            agent_state, written, consecutive = carry
             key_sample, key_update = jax.random.split(key)
-            batch = self.sample_batch(replay, normalizer, key_sample)
+            batch = self.sample_batch(replay if written is None else written, normalizer, key_sample)
             if improve is not None:  # its own key, so agents without improve() keep their random streams
                 key_update, key_improve = jax.random.split(key_update)
                 batch = batch.replace(target_action=improve(agent_state, batch, key_improve))
@@ -198,16 +199,17 @@ class Trainer:
             finite = all_finite((new_state, metrics, batch.target_action))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
             if improve is not None:
-                old_target = replay.data.target_action[batch.row]
-                replay = replay_write_target(replay, batch.row, jnp.where(finite, batch.target_action, old_target))
+                old_target = written.data.target_action[batch.row]
+                written = replay_write_target(written, batch.row, jnp.where(finite, batch.target_action, old_target))
             consecutive = jnp.where(finite, 0, consecutive + 1)
-            return (agent_state, replay, consecutive), (metrics, finite)
+            return (agent_state, written, consecutive), (metrics, finite)
 
         keys = jax.random.split(key, cfg.updates_per_step)
-        (agent_state, replay, consecutive_skips), out = jax.lax.scan(
-            one_update, (agent_state, replay, consecutive_skips), keys
+        written = replay if improve is not None else None
+        (agent_state, written, consecutive_skips), out = jax.lax.scan(
+            one_update, (agent_state, written, consecutive_skips), keys
         )
-        return agent_state, replay, consecutive_skips, out
+        return agent_state, written, consecutive_skips, out
 
     def _iteration(self, state: TrainState, _):
         cfg = self.config
@@ -236,12 +238,12 @@ class Trainer:
         learn = replay.size >= cfg.learning_starts
         update_args = (state.agent, replay, normalizer, state.consecutive_skips, key_update)
         metric_shapes = jax.eval_shape(self._updates, *update_args)[3][0]
-        agent_state, replay, consecutive_skips, (metrics, finite) = jax.lax.cond(
+        agent_state, written, consecutive_skips, (metrics, finite) = jax.lax.cond(
             learn,
             lambda: self._updates(*update_args),
             lambda: (
                 state.agent,
-                replay,
+                replay if self.agent.improve is not None else None,
                 state.consecutive_skips,
                 (
                     jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes),
@@ -249,6 +251,7 @@ class Trainer:
                 ),
             ),
         )
+        replay = replay if written is None else written
         ended = env_state.done > 0
         stats = {
             "updates": finite.astype(jnp.float32),  # [U] 1 where an update was made and kept
