@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, TemperatureConfig, make_diffusion_agent, temperature
+from mjx_som.agents.iterative import TemperatureConfig, make_diffusion_agent, temperature
 from mjx_som.critic import min_q
 from mjx_som.diffusion import kde_entropy
 
 
 @dataclass(frozen=True)
-class DACERConfig(DiffusionConfig, TemperatureConfig):
+class DACERConfig(TemperatureConfig):
     """DACER: the diffusion actor's settings and the entropy regulator's (the authors' values)."""
 
     num_candidates: int = 1
@@ -43,10 +43,6 @@ class DACERConfig(DiffusionConfig, TemperatureConfig):
     """states of the batch (at most) whose acting distribution's entropy is estimated"""
     entropy_samples: int = 200
     """actions sampled per such state for the entropy estimate"""
-
-    def validate(self) -> None:
-        DiffusionConfig.validate(self)
-        TemperatureConfig.validate(self)
 
 
 def make_dacer(config: DACERConfig, spec: EnvSpec) -> Agent:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, TemperatureConfig, make_diffusion_agent, temperature
+from mjx_som.agents.iterative import TemperatureConfig, make_diffusion_agent, temperature
 from mjx_som.critic import min_q
 from mjx_som.diffusion import denoising_loss
 from mjx_som.score import ess_fraction
@@ -24,17 +24,13 @@ Q_STATS_RATE = 0.001
 
 
 @dataclass(frozen=True)
-class DPMDConfig(DiffusionConfig, TemperatureConfig):
+class DPMDConfig(TemperatureConfig):
     """DPMD: the diffusion actor's settings and the mirror-descent temperature lambda's (TemperatureConfig)."""
 
     num_candidates: int = 4
     """N: candidates per state for acting and for the cloned next actions (the authors' run script: 4)"""
     ema: float = 0.9975
     """the authors act with a Polyak-averaged policy, rate 0.005 every second update"""
-
-    def validate(self) -> None:
-        DiffusionConfig.validate(self)
-        TemperatureConfig.validate(self)
 
 
 def noise_entropy(config: DPMDConfig, log_alpha: jax.Array, action_size: int) -> jax.Array:

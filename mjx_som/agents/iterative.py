@@ -165,10 +165,10 @@ def make_diffusion_agent(
 
 
 @dataclass(frozen=True)
-class TemperatureConfig:
-    """A temperature alpha = exp(log_alpha) learned as the authors of SDAC, DPMD and DACER do: one Adam
-    step on log_alpha every alpha_update_every-th update (counting from the first), exploration noise
-    explore_noise * alpha."""
+class TemperatureConfig(DiffusionConfig):
+    """A diffusion actor with a temperature alpha = exp(log_alpha) learned as the authors of SDAC, DPMD
+    and DACER do: one Adam step on log_alpha every alpha_update_every-th update (counting from the
+    first), exploration noise explore_noise * alpha."""
 
     init_alpha: float = 5.0
     """alpha at the start"""
@@ -180,6 +180,7 @@ class TemperatureConfig:
     """target entropy per action dimension (nats) of the temperature's objective"""
 
     def validate(self) -> None:
+        DiffusionConfig.validate(self)
         if self.init_alpha <= 0 or self.alpha_lr <= 0 or self.alpha_update_every < 1:
             raise ValueError(
                 f"need init_alpha > 0, alpha_lr > 0, alpha_update_every >= 1; got {self.init_alpha}, "

@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 
 from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, TemperatureConfig, make_diffusion_agent, temperature
+from mjx_som.agents.iterative import TemperatureConfig, make_diffusion_agent, temperature
 from mjx_som.critic import min_q
 from mjx_som.diffusion import predict_a0, q_sample
 from mjx_som.score import ess_fraction, weight_metrics
 
 
 @dataclass(frozen=True)
-class SDACConfig(DiffusionConfig, TemperatureConfig):
+class SDACConfig(TemperatureConfig):
     """SDAC: the diffusion actor's settings, the learned temperature's and the reverse sampling's."""
 
     num_reverse_samples: int = 4
@@ -33,7 +33,6 @@ class SDACConfig(DiffusionConfig, TemperatureConfig):
     """the authors act with a Polyak-averaged policy, rate 0.005 every second update"""
 
     def validate(self) -> None:
-        DiffusionConfig.validate(self)
         TemperatureConfig.validate(self)
         if self.num_reverse_samples < 1:
             raise ValueError(f"num_reverse_samples must be >= 1, got {self.num_reverse_samples}")
