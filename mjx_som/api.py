@@ -389,25 +389,28 @@ def config_from_dict(values: dict, cls=RunConfig):
 
 # Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the
 # authors' temperatures, one acting rule); a config.json from before has no "ema" for them.
-_REWORKED_BASELINES = ("dacer", "qsm", "sdac", "dpmd", "qvpo", "dipo")
+# a reworked baseline's config has this field; one without it was written before the rework (2026-11-28)
+_REWORKED_BASELINES = {
+    "dacer": "ema", "sdac": "ema", "dpmd": "ema", "dipo": "ema", "qsm": "score_scale", "qvpo": "train_candidates",
+}  # fmt: skip
 
 
 def _upgrade(values: dict) -> dict:
     """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
     alpha (and standardize_q, off by default, is gone); n_step did not exist (1). The reworked baselines'
     old settings are dropped where the run is another algorithm's; a run of one of them from before
-    cannot be continued (its state has a different structure), which the error says."""
+    cannot be continued (its state or its method differs), which the error says."""
     som = values.get("som")
     if isinstance(som, dict) and "temperature" not in som:
         som = {k: v for k, v in som.items() if k != "standardize_q"}
         values = {**values, "som": {**som, "temperature": "fixed"}}
-    for algo in _REWORKED_BASELINES:
+    for algo, marker in _REWORKED_BASELINES.items():
         old = values.get(algo)
-        if isinstance(old, dict) and "ema" not in old:
+        if isinstance(old, dict) and marker not in old:
             if values.get("algo") == algo:
                 raise ValueError(
-                    f"this {algo} run was written before the baselines were reworked (2026-11-28: learned "
-                    f"temperatures, an EMA actor); its state cannot be loaded by this version: rerun it"
+                    f"this {algo} run was written before the baselines were reworked against their authors' "
+                    f"code (2026-11-28); this version cannot continue it: rerun it"
                 )
             values = {k: v for k, v in values.items() if k != algo}  # the defaults stand in
     return values

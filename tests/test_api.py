@@ -79,6 +79,20 @@ def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path)
     assert config.som.temperature == "fixed" and config.som.alpha == 30.0 and config.n_step == 1
 
 
+@pytest.mark.parametrize("algo", ["qsm", "dacer"])
+def test_a_config_json_from_before_a_baselines_rework_cannot_be_continued_but_other_runs_load(tmp_path, algo):
+    """QSM's q_grad_scale (before its rework) and DACER's settings without an ema (before the acting rule)."""
+    old = api.config_to_dict(api.default_config("bandit/eight_gaussians", algo))
+    old[algo] = {k: v for k, v in old[algo].items() if k not in ("score_scale", "ema")} | {"q_grad_scale": 30.0}
+    for path, run_algo in ((tmp_path / "theirs", algo), (tmp_path / "som", "som")):
+        path.mkdir()
+        with open(path / "config.json", "w") as f:
+            json.dump(dict(old, algo=run_algo), f)
+    with pytest.raises(ValueError, match=f"this {algo} run was written before the baselines were reworked"):
+        api.load_config(str(tmp_path / "theirs"))
+    assert getattr(api.load_config(str(tmp_path / "som")), algo) == getattr(api.RunConfig(), algo)
+
+
 def test_policy_is_batched_and_in_the_box(tiny_run):
     actions = tiny_run.policy(jnp.zeros((5, 1)), jax.random.PRNGKey(0))
     assert actions.shape == (5, 2) and bool(jnp.all(jnp.abs(actions) <= 1.0))

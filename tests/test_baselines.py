@@ -1,5 +1,6 @@
 """The baselines' own mechanisms, as their authors run them (docs/baselines.md): DIPO's improved actions
-and their write-back, the learned temperatures of SDAC, DPMD and DACER, and the acting EMA."""
+and their write-back, the learned temperatures of SDAC, DPMD and DACER, QSM's regression target,
+QVPO's entropy weight, and the acting EMA."""
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,9 @@ from mjx_som import api
 from mjx_som.agents import EnvSpec, config_class, make_agent
 from mjx_som.agents.dipo import DIPOConfig, improve_actions
 from mjx_som.agents.dpmd import noise_entropy
+from mjx_som.agents.qsm import QSMConfig, action_gradient
+from mjx_som.agents.qvpo import QVPOConfig, entropy_weight
+from mjx_som.critic import critic_init, critic_network
 from mjx_som.replay import Transition
 from mjx_som.trainer import Trainer
 
@@ -125,3 +129,27 @@ def test_generative_actors_act_with_the_ema_of_their_weights(algo):
     for got, want in zip(jax.tree.leaves(new_state.actor_ema), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
     assert not np.allclose(jax.tree.leaves(new_state.actor_ema)[0], jax.tree.leaves(new_state.actor_params)[0])
+
+
+def test_qsm_regresses_on_the_twin_critics_mean_action_gradient():
+    """QSM's target -M_q mean(grad Q1, grad Q2) (its authors average the two critics' gradients): the
+    gradient against central differences of (Q1 + Q2) / 2 of a random critic."""
+    config = QSMConfig(critic_hidden=(16, 16))
+    params = critic_init(jax.random.PRNGKey(0), 3, 2, config).params
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
+    action = jax.random.uniform(jax.random.PRNGKey(2), (8, 2), minval=-0.9, maxval=0.9)
+    mean_q = lambda a: jnp.mean(critic_network(config).apply(params, obs, a), axis=0)  # noqa: E731
+    h = 1e-3
+    numeric = jnp.stack([(mean_q(action + h * e) - mean_q(action - h * e)) / (2 * h) for e in jnp.eye(2)], -1)
+    np.testing.assert_allclose(np.asarray(action_gradient(config, params, obs, action)), np.asarray(numeric), atol=2e-3)
+    q1_only = jax.vmap(jax.grad(lambda a, o: critic_network(config).apply(params, o[None], a[None])[0, 0]))(action, obs)
+    assert not np.allclose(np.asarray(action_gradient(config, params, obs, action)), np.asarray(q1_only), atol=2e-3)
+
+
+def test_qvpo_entropy_weight_decays_linearly_and_the_update_uses_the_current_one():
+    config = QVPOConfig()
+    assert [round(float(entropy_weight(config, u, 100)), 6) for u in (0, 50, 100, 200)] == [0.02, 0.011, 0.002, 0.002]
+    agent, state, (new_state, metrics) = _one_update("qvpo", train_candidates=8, uniform_actions=2)
+    assert float(metrics["entropy_weight"]) == pytest.approx(0.02) and int(new_state.extra["updates"]) == 1
+    _, later = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
+    assert float(later["entropy_weight"]) == pytest.approx(0.02 + 0.1 * (0.002 - 0.02))  # 1 of 10 updates

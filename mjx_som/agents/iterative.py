@@ -78,14 +78,16 @@ def make_diffusion_agent(
     extra_init: dict | None = None,
     extra_update: ExtraUpdate | None = None,
     explore_scale: Callable[[DiffusionState], jax.Array] | None = None,
+    noisy_next_actions: bool = False,
     clone_next_actions: bool = False,
     improve: Callable | None = None,
 ) -> Agent:
     """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise. With
-    clone_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
-    exploration noise, as DPMD's authors sample them) and the actor loss gets them as its batch, so no
-    second best-of-N chain is sampled for the actor. improve(state, batch, key, policy) -> [B, A]: the
-    agent's Agent.improve (target actions written back into the replay)."""
+    noisy_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
+    exploration noise, as QSM's and DPMD's authors sample them); clone_next_actions (implies it) also
+    hands them to the actor loss as its batch, so no second best-of-N chain is sampled for the actor.
+    improve(state, batch, key, policy) -> [B, A]: the agent's Agent.improve (target actions written back
+    into the replay)."""
     config.validate()
     net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
     schedule = ddpm_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
@@ -130,11 +132,15 @@ def make_diffusion_agent(
     def critic_step(state: DiffusionState, batch: Transition, key):
         """(critic, metrics, actor batch): the TD step, and the batch the actor loss sees."""
         if not clone_next_actions:
-            critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key), 0.0))
+
+            def next_action(obs):
+                return act(state, obs, key, explore=True) if noisy_next_actions else greedy(state, obs, key)
+
+            critic, metrics = critic_update(config, state.critic, batch, lambda obs: (next_action(obs), 0.0))
             return critic, metrics, batch
-        next_action = act(state, batch.next_obs, key, explore=True)
-        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (next_action, 0.0))
-        return critic, metrics, batch.replace(obs=batch.next_obs, action=next_action)
+        cloned = act(state, batch.next_obs, key, explore=True)
+        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (cloned, 0.0))
+        return critic, metrics, batch.replace(obs=batch.next_obs, action=cloned)
 
     def raw_sample(state: DiffusionState, obs, key, noise=None):
         return sample(state.actor_ema, obs, key, noise)

@@ -1,7 +1,10 @@
 """QVPO (Ding et al. 2024, "Diffusion-based Reinforcement Learning via Q-weighted Variational Policy
-Optimization"): N candidates per state from the current policy are cloned with a denoising loss
-weighted by their positive advantage, max(Q(s, a) - V(s), 0), V(s) the mean Q of the candidates
-(weights normalised to mean 1 over the batch). Acting: T steps, best of N.
+Optimization"), as its authors run it (agent/qvpo.py, agent/diffusion.py, agent/q_transform.py and
+main.py with --weighted --aug in mahaitongdae/qvpo, "official implementation of QVPO"): per state, 64
+draws of the current policy; the best one under min(Q1, Q2) is cloned with the denoising loss weighted by
+its advantage over their mean, max(Q_best - mean Q, 0), unnormalised; the entropy regulariser adds 10
+uniform actions per state, cloned with that weight times omega, omega decaying linearly from 0.02 to
+0.002 over the run. Acting and the critic target's next actions: best of 4 draws of the raw weights.
 """
 
 from __future__ import annotations
@@ -15,32 +18,68 @@ from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
 from mjx_som.critic import min_q
 from mjx_som.diffusion import denoising_loss
-from mjx_som.score import ess_fraction, weight_metrics
+from mjx_som.score import ess_fraction
 
 
 @dataclass(frozen=True)
 class QVPOConfig(DiffusionConfig):
-    """QVPO: the diffusion actor's settings (the weights have no parameter)."""
+    """QVPO: the diffusion actor's settings with its authors' values, and the Q-weighting's."""
+
+    train_candidates: int = 64
+    """draws per state of which the best is cloned (the authors' train_sample)"""
+    uniform_actions: int = 10
+    """uniform actions per state of the entropy regulariser"""
+    entropy_weight: float = 0.02
+    """omega at the start: a uniform action's weight is omega times the state's advantage"""
+    entropy_weight_final: float = 0.002
+    """omega at the end of the run (linear decay)"""
+    num_candidates: int = 4
+    """N: best of 4 for acting and the critic target (the authors' behavior_sample and target_sample)"""
+    actor_lr: float = 1e-4
+    """the authors' diffusion_lr"""
+    explore_noise: float = 0.0
+    """the authors add no noise to the selected action: the draws themselves explore"""
+    ema: float = 0.0
+    """the authors act and sample the critic target with the raw weights (their actor target is unused)"""
 
     def validate(self) -> None:
         DiffusionConfig.validate(self)
-        if self.num_candidates < 2:
+        if self.train_candidates < 2:
             raise ValueError(
-                f"num_candidates must be >= 2 (the advantage baseline is their mean Q), got {self.num_candidates}"
+                f"train_candidates must be >= 2 (the advantage baseline is their mean Q), got {self.train_candidates}"
             )
+        if self.uniform_actions < 0 or self.entropy_weight < 0 or self.entropy_weight_final < 0:
+            raise ValueError("uniform_actions, entropy_weight and entropy_weight_final must be >= 0")
+
+
+def entropy_weight(config: QVPOConfig, updates: jax.Array, total_updates: int) -> jax.Array:
+    """omega after `updates` of `total_updates`: linear from entropy_weight to entropy_weight_final."""
+    progress = jnp.clip(updates / max(total_updates, 1), 0.0, 1.0)
+    return config.entropy_weight + progress * (config.entropy_weight_final - config.entropy_weight)
 
 
 def make_qvpo(config: QVPOConfig, spec: EnvSpec) -> Agent:
     def actor_loss(params, state, critic_params, batch, key, policy):
-        key_cand, key_loss = jax.random.split(key)
-        cands = jax.lax.stop_gradient(policy.candidates(params, batch.obs, key_cand))  # [B, N, A]
-        obs = jnp.broadcast_to(batch.obs[:, None], cands.shape[:2] + batch.obs.shape[-1:])
-        q = min_q(config, critic_params, obs, cands)  # [B, N]
-        adv = jnp.maximum(q - jnp.mean(q, axis=1, keepdims=True), 0.0)  # [B, N]
-        weights = jax.lax.stop_gradient(adv / (jnp.mean(adv) + 1e-8)).reshape(-1)
-        obs, cands = obs.reshape(-1, obs.shape[-1]), cands.reshape(-1, cands.shape[-1])
-        loss = denoising_loss(policy.eps_fn(params, obs), policy.schedule, key_loss, cands, weights)
-        # per state, the ESS of its candidates' weights (a state whose candidates tie has none: counted as 0)
-        return loss, {"positive_advantage_fraction": jnp.mean(adv > 0), **weight_metrics(ess_fraction(adv))}
+        key_cand, key_uniform, key_loss = jax.random.split(key, 3)
+        batch_size, draws = batch.obs.shape[0], config.train_candidates
+        obs_n = jnp.repeat(batch.obs, draws, axis=0)
+        cands = jax.lax.stop_gradient(policy.sample(params, obs_n, key_cand)).reshape(batch_size, draws, -1)
+        q = min_q(config, critic_params, obs_n.reshape(batch_size, draws, -1), cands)  # [B, M]
+        best = jnp.argmax(q, axis=1)
+        chosen = jnp.take_along_axis(cands, best[:, None, None], axis=1)[:, 0]  # [B, A]
+        adv = jax.lax.stop_gradient(jnp.maximum(jnp.max(q, axis=1) - jnp.mean(q, axis=1), 0.0))  # [B]
+        omega = entropy_weight(config, state.extra["updates"], spec.total_updates)
+        uniform_shape = (config.uniform_actions * batch_size, spec.action_size)
+        uniform = jax.random.uniform(key_uniform, uniform_shape, minval=-1.0, maxval=1.0)
+        obs = jnp.concatenate([batch.obs, jnp.tile(batch.obs, (config.uniform_actions, 1))])
+        actions = jnp.concatenate([chosen, uniform])
+        weights = jnp.concatenate([adv, jnp.tile(omega * adv, config.uniform_actions)])
+        loss = denoising_loss(policy.eps_fn(params, obs), policy.schedule, key_loss, actions, weights)
+        # one weight per state: the effective sample size is over the batch
+        metrics = {"advantage_mean": jnp.mean(adv), "positive_advantage_fraction": jnp.mean(adv > 0)}
+        return loss, metrics | {"entropy_weight": omega, "score_ess": ess_fraction(adv)}
 
-    return make_diffusion_agent("qvpo", config, spec, actor_loss)
+    def count_update(state, critic_params, batch, key, policy, actor_metrics):
+        return {"updates": state.extra["updates"] + 1}, {}
+
+    return make_diffusion_agent("qvpo", config, spec, actor_loss, {"updates": 0}, count_update)
