@@ -350,7 +350,13 @@ def validate(config: RunConfig, env) -> None:
             raise ValueError(
                 f"--{name.replace('_', '-')} {getattr(config, name)} is not divisible by the device count {num_devices}"
             )
-    target_actions = getattr(config.algo_config(), "improves_actions", False)
+    try:
+        config.algo_config().validate()
+    except ValueError as e:
+        raise ValueError(f"--{config.algo} settings: {e}") from e
+    # building an agent compiles nothing; one that improves stored actions keeps a target_action column
+    agent = agents.make_agent(config.algo, config.algo_config(), EnvSpec(env.observation_size, env.action_size, 1))
+    target_actions = agent.improve is not None
     buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size, target_actions) // num_devices
     limit = _memory_limit_bytes()
     if buffer > 0.8 * limit:
@@ -358,10 +364,6 @@ def validate(config: RunConfig, env) -> None:
             f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay per device, more than 80% "
             f"of the {limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
         )
-    try:
-        config.algo_config().validate()
-    except ValueError as e:
-        raise ValueError(f"--{config.algo} settings: {e}") from e
 
 
 def config_to_dict(config: RunConfig) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import optax
 
@@ -47,8 +47,6 @@ class Agent(NamedTuple):
 class GenerativeActorConfig(CriticConfig):
     """What every generative actor with best-of-N selection shares (SOM, MFP and the diffusion
     baselines): the critic's settings and these."""
-
-    improves_actions: ClassVar[bool] = False  # the agent writes improved actions back (Agent.improve)
 
     num_candidates: int = 32
     """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""

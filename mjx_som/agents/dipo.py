@@ -9,7 +9,6 @@ diffusion actor clones them with the plain denoising loss. 100 steps, N = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +23,6 @@ from mjx_som.diffusion import denoising_loss
 @dataclass(frozen=True)
 class DIPOConfig(DiffusionConfig):
     """DIPO: the diffusion actor's settings and the action-gradient improvement's."""
-
-    improves_actions: ClassVar[bool] = True
 
     diffusion_steps: int = 100
     """T: DIPO samples with 100 steps"""
