@@ -89,19 +89,29 @@ def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: in
 
 
 def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int):
-    """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions."""
+    """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; for an
+    agent that improves stored actions (DIPO) its improve() step too, as the trainer calls both."""
     from mjx_som.replay import Transition
 
     keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    action = jax.random.uniform(keys[1], (batch_size, action_size), minval=-1.0, maxval=1.0)
     batch = Transition(
         obs=jax.random.normal(keys[0], (batch_size, obs_size)),
-        action=jax.random.uniform(keys[1], (batch_size, action_size), minval=-1.0, maxval=1.0),
+        action=action,
         reward=jax.random.normal(keys[2], (batch_size,)),
         next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
         terminated=jax.numpy.zeros(batch_size),
         done=jax.numpy.zeros(batch_size),
+        target_action=action if agent.improve is not None else None,
     )
-    update = jax.jit(agent.update)
+
+    @jax.jit
+    def update(state, batch, key):
+        if agent.improve is not None:
+            key, key_improve = jax.random.split(key)
+            batch = batch.replace(target_action=agent.improve(state, batch, key_improve))
+        return agent.update(state, batch, key)
+
     state = agent_state
     update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + 1))
 
