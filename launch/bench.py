@@ -35,7 +35,7 @@ def parse_ints(text: str) -> list[int]:
 
 def build(env, args, algo: str, num_envs: int):
     """(agent, trainer, config) from the env's default config for algo, learning from the first step."""
-    config = api.apply_overrides(api.default_config(args.env, algo), api.parse_settings(args.set))
+    config = api.apply_overrides(api.default_config(args.env, algo, args.preset), api.parse_settings(args.set))
     config = dataclasses.replace(
         config, num_envs=num_envs, learning_starts=0, log_every=num_envs * args.loop_iterations,
         buffer_size=args.buffer_size, batch_size=args.train_batch_size or config.batch_size,
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--loop-repeats", type=int, default=3, help="timed training chunks (default 3)")
     parser.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity of the loop measurement")
     parser.add_argument("--train-batch-size", type=int, default=0, help="transitions per update (0 = the config's)")
+    parser.add_argument("--preset", default="auto", help="the env's preset for each algorithm's config: auto (this "
+                        "machine's), accelerator, cpu or none (the plain defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every algorithm, e.g. --set actor_hidden=[64,64] (repeatable)")  # fmt: skip
     parser.add_argument(
