@@ -63,6 +63,9 @@ def test_locomotion_presets_follow_the_machine():
     assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
     assert accelerator.sac.critic_hidden == (512, 512, 512) and accelerator.som == api.RunConfig().som
     assert api.default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
+    # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
+    assert api.default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
+    assert api.default_config("bandit/two_moons", "qsm").qsm.score_scale == 1.0
     assert api.default_config("HalfCheetah-v4", preset="none").num_envs == api.RunConfig.num_envs
     with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
         api.default_config("HalfCheetah-v4", preset="gpu")
