@@ -131,8 +131,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--loop-repeats", type=int, default=3, help="timed training chunks (default 3)")
     parser.add_argument("--buffer-size", type=int, default=1_000_000, help="replay capacity of the loop measurement")
     parser.add_argument("--train-batch-size", type=int, default=0, help="transitions per update (0 = the config's)")
-    parser.add_argument("--preset", default="auto", help="the env's preset for each algorithm's config: auto (this "
-                        "machine's), accelerator, cpu or none (the plain defaults)")
+    parser.add_argument(
+        "--preset",
+        default="auto",
+        help="the env's preset for each algorithm's config: auto (this "
+        "machine's), accelerator, cpu or none (the plain defaults)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every algorithm, e.g. --set actor_hidden=[64,64] (repeatable)")  # fmt: skip
     parser.add_argument(
