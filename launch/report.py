@@ -8,7 +8,7 @@ seeds, and writes into --out:
 - curves.png: eval return against env steps (top row) and against wall clock (bottom row: the mean
   over seeds of the wall clock at each eval point), mean ± std over seeds, one column per env;
 - table.md: final eval return mean ± std (n seeds) per env and algo, the paper's SOM and strongest-
-  baseline numbers beside them (reference-results.md), and for bandits the raw-map mode coverage;
+  baseline numbers beside them (docs/reference-results.md), and for bandits the raw-map mode coverage;
 - the wall-clock (and env steps) to first reach a target return, per env and algo: --targets
   ENV=RETURN,...; by default 80% of the best final mean return among the runs of that env;
 - report.json: the same numbers.

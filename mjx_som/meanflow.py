@@ -1,4 +1,4 @@
-"""MeanFlow: the (t, r) sampler, the JVP loss and the one-step sampler (som.md §5).
+"""MeanFlow: the (t, r) sampler, the JVP loss and the one-step sampler (docs/algorithm.md, "Background").
 
 u(a_t, r, t) is the average velocity over [r, t]; one evaluation maps noise to an
 action: a_0 = a_1 - u(a_1, r=0, t=1). The MeanFlow identity gives the regression target
@@ -26,7 +26,7 @@ class MeanFlowConfig:
     flow_matching_fraction: float = 0.5
     """share of the batch with r = t (plain flow matching)"""
     r_zero_fraction: float = 0.3
-    """share of the r < t pairs with r = 0: the interval one-step sampling uses (som.md §9)"""
+    """share of the r < t pairs with r = 0: the interval one-step sampling uses (docs/algorithm.md, "The prototype's evidence")"""
     adaptive_p: float = 0.5
     """exponent p of the adaptive loss weight 1 / stop_grad(err + c)^p"""
     adaptive_c: float = 1e-3

@@ -2,8 +2,8 @@
 
 For each replayed state, N one-step candidates of the current actor are scored by the critic and
 the best one, a*, is the "data" point; the actor learns the linear-path MeanFlow of that data:
-a_t = (1 - t) a* + t eps with the conditional velocity v = eps - a*. som.md §9 and the paper report
-that it collapses to one mode; tests/test_learning.py shows it next to SOM.
+a_t = (1 - t) a* + t eps with the conditional velocity v = eps - a*. The paper and our prototype (docs/algorithm.md)
+report that it collapses to one mode; tests/test_learning_mfp.py shows it next to SOM.
 """
 
 from __future__ import annotations
