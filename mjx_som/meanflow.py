@@ -26,7 +26,7 @@ class MeanFlowConfig:
     flow_matching_fraction: float = 0.5
     """share of the batch with r = t (plain flow matching)"""
     r_zero_fraction: float = 0.3
-    """share of the r < t pairs with r = 0: the interval one-step sampling uses (docs/algorithm.md, "The prototype's evidence")"""
+    """share of the r < t pairs with r = 0: the interval one-step sampling uses (docs/algorithm.md)"""
     adaptive_p: float = 0.5
     """exponent p of the adaptive loss weight 1 / stop_grad(err + c)^p"""
     adaptive_c: float = 1e-3

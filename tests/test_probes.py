@@ -81,7 +81,7 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     for name in ("score_estimate.png", "estimator_ablation.png", "transport_eight_gaussians.png", "critic_noise.png",
                  "q_diagnostics.png", "summary.md"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
-    assert results["ablation"]["settings"]["w (idem, vp)=5.0"]["outside_box_fraction"] > 0.5  # the prototype's divergence (docs/algorithm.md)
+    assert results["ablation"]["settings"]["w (idem, vp)=5.0"]["outside_box_fraction"] > 0.5  # as the prototype found
     for method in ("som", "mfp"):
         learned = results["learned"][f"bandit/eight_gaussians {method}"]
         assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
