@@ -14,7 +14,7 @@ from mjx_som.agents.dipo import DIPOConfig, improve_actions
 from mjx_som.agents.dpmd import noise_entropy
 from mjx_som.agents.qsm import QSMConfig, action_gradient
 from mjx_som.agents.qvpo import QVPOConfig, entropy_weight
-from mjx_som.critic import critic_init, critic_network
+from mjx_som.critic import critic_init, critic_network, min_q
 from mjx_som.replay import Transition
 from mjx_som.trainer import Trainer
 
@@ -153,3 +153,17 @@ def test_qvpo_entropy_weight_decays_linearly_and_the_update_uses_the_current_one
     assert float(metrics["entropy_weight"]) == pytest.approx(0.02) and int(new_state.extra["updates"]) == 1
     _, later = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
     assert float(later["entropy_weight"]) == pytest.approx(0.02 + 0.1 * (0.002 - 0.02))  # 1 of 10 updates
+
+
+def test_evaluation_acts_with_eval_candidates_and_exploration_with_num_candidates():
+    """QVPO's authors act with the best of 4 and evaluate with the best of 32 (eval_candidates)."""
+    obs = jax.random.normal(jax.random.PRNGKey(5), (256, 3))
+    actions = {}
+    for eval_candidates in (32, 0):  # 0: evaluate with num_candidates = 4 too
+        agent = make_agent("qvpo", _config("qvpo", eval_candidates=eval_candidates), EnvSpec(3, 2, 10))
+        state = agent.init(jax.random.PRNGKey(0))
+        for explore in (False, True):
+            actions[eval_candidates, explore] = agent.act(state, obs, jax.random.PRNGKey(6), explore)
+    q = lambda a: float(jnp.mean(min_q(agent.config, state.critic.params, obs, a)))  # noqa: E731
+    assert q(actions[32, False]) > q(actions[0, False]) + 1e-4
+    np.testing.assert_array_equal(np.asarray(actions[32, True]), np.asarray(actions[0, True]))

@@ -4,7 +4,7 @@ the untrained policy's within 16k env steps (about 900 updates). One mode isolat
 the probes (eight_gaussians) are about which modes each method keeps.
 
 Test-sized settings: 64x64 networks, N = 1 (so the actor alone acts; QSM's authors act with one chain
-anyway, QVPO keeps its authors' best of 4), DIPO with 20 steps instead of 100, SAC with actor lr 1e-3
+anyway, QVPO keeps its authors' best of 4, 32 in evaluation), DIPO with 20 steps instead of 100, SAC with actor lr 1e-3
 (at 3e-4 it rises by only ~0.3 in this budget), and the acting EMA at 0.99 where the authors keep one
 (the defaults, 0.999 / 0.9975, are time constants of 400-1000 updates, as long as this whole run;
 DACER, QSM and QVPO act with their raw weights, as their authors do), and SDAC's temperature starting

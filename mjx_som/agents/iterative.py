@@ -34,11 +34,15 @@ class DiffusionConfig(GenerativeActorConfig):
     """VP schedule beta at t = 0 (as SOM's)"""
     beta_max: float = 20.0
     """VP schedule beta at t = 1"""
+    eval_candidates: int = 0
+    """candidates per state when acting without exploration (evaluation); 0 = num_candidates"""
 
     def validate(self) -> None:
         GenerativeActorConfig.validate(self)
         if self.diffusion_steps < 1:
             raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
+        if self.eval_candidates < 0:
+            raise ValueError(f"eval_candidates must be >= 0 (0 = num_candidates), got {self.eval_candidates}")
 
 
 @struct.dataclass
@@ -53,8 +57,8 @@ class DiffusionState:
 class DiffusionPolicy(NamedTuple):
     """What an actor loss may use. eps_fn(params, obs [B, O]) -> EpsFn; sample(params, obs, key,
     noise=None) -> [B, A] (one T-step chain each, from noise [B, A] when given); candidates(params,
-    obs, key) -> [B, N, A]; best_of(params, critic_params, obs, key) -> [B, A] (the best of N chains of
-    the given actor weights under the given critics; one chain when N = 1)."""
+    obs, key, n=N) -> [B, n, A]; best_of(params, critic_params, obs, key, n=N) -> [B, A] (the best of n
+    chains of the given actor weights under the given critics; one chain when n = 1)."""
 
     schedule: Schedule
     eps_fn: Callable
@@ -107,23 +111,24 @@ def make_diffusion_agent(
     def sample(params, obs, key, noise=None):
         return reverse_sample(eps_fn(params, obs), schedule, key, (obs.shape[0], spec.action_size), noise)
 
-    def candidates(params, obs, key):
-        obs_n = jnp.repeat(obs, config.num_candidates, axis=0)
-        return sample(params, obs_n, key).reshape(obs.shape[0], config.num_candidates, -1)
+    def candidates(params, obs, key, n=config.num_candidates):
+        obs_n = jnp.repeat(obs, n, axis=0)
+        return sample(params, obs_n, key).reshape(obs.shape[0], n, -1)
 
-    def best_of(params, critic_params, obs, key):
-        if config.num_candidates == 1:
+    def best_of(params, critic_params, obs, key, n=config.num_candidates):
+        if n == 1:
             return sample(params, obs, key)
-        return best_of_n(config, critic_params, obs, candidates(params, obs, key))
+        return best_of_n(config, critic_params, obs, candidates(params, obs, key, n))
 
-    def greedy(state: DiffusionState, obs, key):
-        return best_of(state.actor_ema, state.critic.params, obs, key)
+    def greedy(state: DiffusionState, obs, key, n=config.num_candidates):
+        return best_of(state.actor_ema, state.critic.params, obs, key, n)
 
     policy = DiffusionPolicy(schedule, eps_fn, sample, candidates, best_of)
 
     def act(state: DiffusionState, obs, key, explore: bool):
         key_cand, key_noise = jax.random.split(key)
-        action = greedy(state, obs, key_cand)
+        n = config.eval_candidates if config.eval_candidates and not explore else config.num_candidates
+        action = greedy(state, obs, key_cand, n)
         if explore:
             scale = config.explore_noise * (1.0 if explore_scale is None else explore_scale(state))
             action = action + scale * jax.random.normal(key_noise, action.shape)

@@ -4,7 +4,8 @@ main.py with --weighted --aug in mahaitongdae/qvpo, "official implementation of 
 draws of the current policy; the best one under min(Q1, Q2) is cloned with the denoising loss weighted by
 its advantage over their mean, max(Q_best - mean Q, 0), unnormalised; the entropy regulariser adds 10
 uniform actions per state, cloned with that weight times omega, omega decaying linearly from 0.02 to
-0.002 over the run. Acting and the critic target's next actions: best of 4 draws of the raw weights.
+0.002 over the run. Acting and the critic target's next actions: best of 4 draws of the raw weights;
+evaluation: best of 32.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class QVPOConfig(DiffusionConfig):
     """omega at the end of the run (linear decay)"""
     num_candidates: int = 4
     """N: best of 4 for acting and the critic target (the authors' behavior_sample and target_sample)"""
+    eval_candidates: int = 32
+    """best of 32 when evaluating (the authors' eval_sample)"""
     actor_lr: float = 1e-4
     """the authors' diffusion_lr"""
     explore_noise: float = 0.0
@@ -61,15 +64,14 @@ def entropy_weight(config: QVPOConfig, updates: jax.Array, total_updates: int) -
 def make_qvpo(config: QVPOConfig, spec: EnvSpec) -> Agent:
     def actor_loss(params, state, critic_params, batch, key, policy):
         key_cand, key_uniform, key_loss = jax.random.split(key, 3)
-        batch_size, draws = batch.obs.shape[0], config.train_candidates
-        obs_n = jnp.repeat(batch.obs, draws, axis=0)
-        cands = jax.lax.stop_gradient(policy.sample(params, obs_n, key_cand)).reshape(batch_size, draws, -1)
-        q = min_q(config, critic_params, obs_n.reshape(batch_size, draws, -1), cands)  # [B, M]
+        cands = jax.lax.stop_gradient(policy.candidates(params, batch.obs, key_cand, config.train_candidates))
+        obs_m = jnp.broadcast_to(batch.obs[:, None], cands.shape[:2] + batch.obs.shape[-1:])
+        q = min_q(config, critic_params, obs_m, cands)  # [B, M]
         best = jnp.argmax(q, axis=1)
         chosen = jnp.take_along_axis(cands, best[:, None, None], axis=1)[:, 0]  # [B, A]
         adv = jax.lax.stop_gradient(jnp.maximum(jnp.max(q, axis=1) - jnp.mean(q, axis=1), 0.0))  # [B]
         omega = entropy_weight(config, state.extra["updates"], spec.total_updates)
-        uniform_shape = (config.uniform_actions * batch_size, spec.action_size)
+        uniform_shape = (config.uniform_actions * batch.obs.shape[0], spec.action_size)
         uniform = jax.random.uniform(key_uniform, uniform_shape, minval=-1.0, maxval=1.0)
         obs = jnp.concatenate([batch.obs, jnp.tile(batch.obs, (config.uniform_actions, 1))])
         actions = jnp.concatenate([chosen, uniform])
