@@ -10,7 +10,6 @@ import math
 import netrc
 import os
 import secrets
-import time
 import warnings
 
 import numpy as np
@@ -58,7 +57,6 @@ class RunLogger:
         group: str = "", enabled: bool = True,
     ):  # fmt: skip
         """enabled=False (processes other than 0 of a multi-host run): writes and logs nothing."""
-        self.run_dir = run_dir
         self.path = os.path.join(run_dir, "metrics.jsonl") if enabled else None
         self.wandb_run = None
         self.wandb_mode = resolve_wandb_mode(wandb_mode)
@@ -209,7 +207,6 @@ class Progress:
             TimeRemainingColumn(), disable=not enabled,
         )  # fmt: skip
         self.task = self.bar.add_task("train", total=total_steps, info="compiling...")
-        self.start = time.perf_counter()
 
     def __enter__(self):
         self.bar.__enter__()

@@ -21,11 +21,6 @@ TINY = dict(
     buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
 )  # fmt: skip
-TINY_FLAGS = [
-    "--num-envs", "8", "--total-steps", "1200", "--log-every", "400", "--batch-size", "32",
-    "--learning-starts", "64", "--buffer-size", "1000", "--eval-episodes", "8", "--no-progress",
-    "--som.actor-hidden", "16", "--som.critic-hidden", "16", "--som.num-samples", "8", "--som.num-candidates", "4",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
