@@ -23,9 +23,10 @@ import json
 import os
 
 import envs
-from mjx_som import agents, api
+from mjx_som import agents
 from mjx_som.agents import EnvSpec
 from mjx_som.benchmarks import device_name, env_throughput, inference_ms, loop_throughput, update_ms
+from mjx_som.config import apply_overrides, default_config, parse_settings
 from mjx_som.trainer import Trainer
 
 
@@ -35,7 +36,7 @@ def parse_ints(text: str) -> list[int]:
 
 def build(env, args, algo: str, num_envs: int):
     """(agent, trainer, config) from the env's default config for algo, learning from the first step."""
-    config = api.apply_overrides(api.default_config(args.env, algo, args.preset), api.parse_settings(args.set))
+    config = apply_overrides(default_config(args.env, algo, args.preset), parse_settings(args.set))
     config = dataclasses.replace(
         config, num_envs=num_envs, learning_starts=0, log_every=num_envs * args.loop_iterations,
         buffer_size=args.buffer_size, batch_size=args.train_batch_size or config.batch_size,

@@ -10,13 +10,14 @@ import sys
 
 import tyro
 
-from mjx_som import api, peers
+from mjx_som import peers
+from mjx_som.config import RunConfig, default_config
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    env = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--env"), api.RunConfig.env)
-    config = tyro.cli(api.RunConfig, args=argv, default=api.default_config(env, "sac"), description=__doc__)
+    env = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--env"), RunConfig.env)
+    config = tyro.cli(RunConfig, args=argv, default=default_config(env, "sac"), description=__doc__)
     run_dir = config.run_dir or f"runs/{config.env}-{peers.BRAX_ALGO}-s{config.seed}"
     try:
         summary = peers.train_brax_sac(config, run_dir)

@@ -40,7 +40,8 @@ import numpy as np
 
 import envs
 from mjx_som import agents
-from mjx_som.api import check_resume, load, parse_settings, resolve_config, run
+from mjx_som.api import load, run
+from mjx_som.config import check_resume, parse_settings, resolve_config
 from mjx_som.logging import pyplot
 from mjx_som.probes import (
     candidates,

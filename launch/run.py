@@ -6,7 +6,7 @@
 
     python launch/run.py --resume runs/HalfCheetah-v4-som-s0-20261127-101500   # continue a run
 
-Defaults come from the environment's preset for this machine (mjx_som.api.PRESETS; --preset
+Defaults come from the environment's preset for this machine (mjx_som.config.PRESETS; --preset
 accelerator|cpu|none picks another), so pass --env first to see its defaults in --help; with --resume
 they come from the run's config.json.
 Ctrl-C (or SIGTERM) finishes the current chunk, writes a checkpoint and summary.json and
@@ -23,6 +23,8 @@ import tyro
 import envs
 from mjx_som import agents, api
 from mjx_som.benchmarks import device_name
+from mjx_som.config import RunConfig, default_config, load_config
+from mjx_som.sharding import init_distributed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,18 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--process-id", type=int, default=0)
     known, _ = pre.parse_known_args(argv)
     try:  # before anything touches a device
-        api.init_distributed(known.coordinator, known.num_processes, known.process_id)
+        init_distributed(known.coordinator, known.num_processes, known.process_id)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        saved = api.load_config(known.resume) if known.resume else None
+        saved = load_config(known.resume) if known.resume else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    pre.add_argument("--env", default=saved.env if saved else api.RunConfig.env)
-    pre.add_argument("--algo", default=saved.algo if saved else api.RunConfig.algo)
-    pre.add_argument("--preset", default=saved.preset if saved else api.RunConfig.preset)
+    pre.add_argument("--env", default=saved.env if saved else RunConfig.env)
+    pre.add_argument("--algo", default=saved.algo if saved else RunConfig.algo)
+    pre.add_argument("--preset", default=saved.preset if saved else RunConfig.preset)
     known, _ = pre.parse_known_args(argv)
     if known.env not in envs.names():
         print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
@@ -57,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     default = saved if saved and (known.env, known.algo) == (saved.env, saved.algo) else None
     try:
-        default = default or api.default_config(known.env, known.algo, known.preset)
+        default = default or default_config(known.env, known.algo, known.preset)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    config = tyro.cli(api.RunConfig, args=argv, default=default, description=__doc__)
+    config = tyro.cli(RunConfig, args=argv, default=default, description=__doc__)
     if device_name() == "cpu" and config.num_envs >= 1024:
         print(
             f"note: {config.num_envs} envs on a CPU: compiling takes minutes and each log point "

@@ -17,45 +17,38 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import psutil
 
 import envs
 from envs.bandits import Bandit
-from mjx_som import agents
-from mjx_som.agents import (
-    DACERConfig,
-    DIPOConfig,
-    DPMDConfig,
-    MFPConfig,
-    QSMConfig,
-    QVPOConfig,
-    SACConfig,
-    SDACConfig,
-    SOMConfig,
-)  # fmt: skip
+from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
 from mjx_som.benchmarks import device_name
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
+from mjx_som.config import (
+    RunConfig,
+    check_resume,
+    config_to_dict,
+    default_config,
+    load_config,
+    resolve_config,
+    validate,
+)  # fmt: skip
 from mjx_som.logging import (
     Progress,
     RunLogger,
-    flatten_config,
     new_wandb_run_id,
     plot_bandit_transport,
     plot_returns,
     read_metrics,
-    resolve_wandb_mode,
 )  # fmt: skip
-from mjx_som.replay import replay_bytes
 from mjx_som.sharding import host_value, make_mesh, per_device_bytes, replicated
-from mjx_som.trainer import Trainer, TrainerConfig
+from mjx_som.trainer import Trainer
 
 COVERAGE_SAMPLES = 4096
-MATMUL_PRECISIONS = ("highest", "high", "default")
 RUN_FILES = (
     "config.json",
     "metrics.jsonl",
@@ -65,400 +58,6 @@ RUN_FILES = (
     "corrupt_checkpoints",
     "wandb",
 )
-
-
-@dataclass(frozen=True)
-class RunConfig(TrainerConfig):
-    """Everything a run needs; config.json holds it resolved."""
-
-    env: str = "HalfCheetah-v4"
-    """environment name (envs.names())"""
-    algo: str = "som"
-    """algorithm name"""
-    seed: int = 0
-    """PRNG seed of the whole run"""
-    run_dir: str = ""
-    """output folder (default: runs/<env>-<algo>-s<seed>-<time>)"""
-    eval_every: int = 1_000_000
-    """environment steps between evaluations (there is always one at the end)"""
-    eval_episodes: int = 16
-    """greedy evaluation episodes, run in parallel"""
-    devices: int = 0
-    """devices in the mesh (0 = every device of every process); num_envs and buffer_size must divide evenly"""
-    wandb_mode: str = "auto"
-    """auto (online when a W&B API key is configured, else offline), online, offline or disabled"""
-    wandb_project: str = "mjx_som"
-    """W&B project"""
-    wandb_group: str = ""
-    """W&B group (launch/sweep.py sets it to the sweep's name)"""
-    coordinator: str = ""
-    """multi-host: address host:port of process 0 (with --num-processes, --process-id); SLURM is detected"""
-    num_processes: int = 1
-    """multi-host: number of processes (one per host)"""
-    process_id: int = 0
-    """multi-host: this process's index, 0 .. num_processes - 1 (process 0 writes the run files)"""
-    checkpoint_every: int = 1_000_000
-    """environment steps between checkpoints (0 = only when the run ends or is stopped)"""
-    keep_checkpoints: int = 3
-    """how many of the latest checkpoints to keep"""
-    resume: str = ""
-    """a run directory to continue exactly from its latest intact checkpoint (its config.json must match)"""
-    resume_step: int = 0
-    """with --resume: the checkpoint's env step to continue from (0 = the latest intact one)"""
-    overwrite: bool = False
-    """replace the run files (config.json, metrics.jsonl, summary.json, returns.png, checkpoints/) of a non-empty
-    --run-dir; other files there are left alone"""
-    progress: bool = True
-    """show the live progress bar"""
-    preset: str = "auto"
-    """which of the env's presets set the defaults: auto (accelerator if JAX sees one, else cpu), accelerator,
-    cpu or none (the plain RunConfig defaults); the flags given override it"""
-    som: SOMConfig = field(default_factory=SOMConfig)
-    """SOM hyper-parameters"""
-    sac: SACConfig = field(default_factory=SACConfig)
-    """SAC hyper-parameters (Gaussian actor, tuned temperature)"""
-    mfp: MFPConfig = field(default_factory=MFPConfig)
-    """MFP hyper-parameters (one-step MeanFlow on best-of-N targets)"""
-    dacer: DACERConfig = field(default_factory=DACERConfig)
-    """DACER hyper-parameters (20-step diffusion through Q, entropy-regulated noise)"""
-    qsm: QSMConfig = field(default_factory=QSMConfig)
-    """QSM hyper-parameters (diffusion score matched to grad Q)"""
-    sdac: SDACConfig = field(default_factory=SDACConfig)
-    """SDAC hyper-parameters (reverse-sampling Q-weighted score matching)"""
-    dpmd: DPMDConfig = field(default_factory=DPMDConfig)
-    """DPMD hyper-parameters (mirror-descent weighted diffusion cloning)"""
-    qvpo: QVPOConfig = field(default_factory=QVPOConfig)
-    """QVPO hyper-parameters (advantage-weighted diffusion cloning)"""
-    dipo: DIPOConfig = field(default_factory=DIPOConfig)
-    """DIPO hyper-parameters (100-step diffusion cloning of gradient-improved actions)"""
-
-    def algo_config(self):
-        return getattr(self, self.algo)
-
-
-# Per-environment starting points (then user overrides), per machine class: "accelerator" (a GPU/TPU) or
-# "cpu". docs/algorithm.md gives the reasons for every value.
-# Bandits: one-step episodes, so the critic only has to learn the reward landscape; many
-# cheap updates per transition, small ReLU networks (Mish and LayerNorm cost 2-3x on CPU).
-_BANDIT_NETWORKS = dict(
-    actor_hidden=(256, 256, 256), critic_hidden=(64, 64), activation="relu", critic_layer_norm=False
-)
-# The critic's data: 65,536 uniform warm-up transitions, kept all run (the 400k buffer holds all 384k
-# steps), so the critic keeps seeing the modes the policy stops visiting; SOM's temperature at half the
-# locomotion value (alpha_scaled 2.5), so small value errors between equally good modes weigh less.
-# Together (3 seeds each, docs/probes.md): checkerboard 6.3 of 8 modes (2.7 before), two_moons 3.3 of 6
-# (2.7 with the fixed alpha), eight_gaussians 4 of 4 at 0.87 in the modes.
-_BANDIT_PRESET = dict(
-    num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=400_000,
-    learning_starts=65_536, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
-    eval_episodes=256,
-    **{algo: _BANDIT_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_BANDIT_NETWORKS, alpha_scaled=2.5)}
-    # SDAC's authors start its temperature at 5 for MuJoCo Q values in the hundreds; rewards here are in
-    # [0, 1], so it starts at 1/30 (the inverse of SOM's fixed alpha = 30 for these rewards)
-    | {"sdac": dict(_BANDIT_NETWORKS, init_alpha=1 / 30)}
-    # QSM's authors' M_q = 50 is for DeepMind Control Q values; on a bandit's it overshoots the 5-step
-    # sampler to the box corners: of 50, 5, 1 and 0.2 on the learning check, 1 did best (docs/baselines.md)
-    | {"qsm": dict(_BANDIT_NETWORKS, score_scale=1.0)},
-)  # fmt: skip
-# Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
-# updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
-# had not learned after 24k steps; with these settings it balances (return 1000) from 4k steps on.
-# 3-step returns: with 1-step ones the balanced policy drifted into the end of the rail and lost the
-# solution in 2 of 4 runs; the failure lies ~200 steps ahead, and n-step targets carry it back faster.
-_CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01)
-_CHEAP_PRESET = dict(
-    num_envs=4, total_steps=12_000, batch_size=128, updates_per_step=4, n_step=3, buffer_size=100_000,
-    learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
-    **{algo: _CHEAP_NETWORKS for algo in agents.algos()} | {"som": dict(_CHEAP_NETWORKS, num_samples=32)},
-)  # fmt: skip
-# Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
-# methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
-# 3-step returns, LayerNorm critics wider than the actor, observation normalisation.
-_LOCOMOTION_ACCELERATOR = dict(
-    num_envs=4096, total_steps=20_000_000, batch_size=8192, updates_per_step=4, n_step=3, buffer_size=2**21,
-    learning_starts=4096 * 32, reward_scale=0.2, log_every=4096 * 50, eval_every=4096 * 250, eval_episodes=64,
-    **{algo: dict(critic_hidden=(512, 512, 512)) for algo in agents.algos()},
-)  # fmt: skip
-# Locomotion on a CPU (2 cores): 32 envs and small ReLU networks, so that HalfCheetah-v4 reaches a
-# return of a few thousand in about 100k env steps (minutes); 8 updates of 256 per vector step of 32.
-_LOCOMOTION_CPU_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu")
-_LOCOMOTION_CPU = dict(
-    num_envs=32, total_steps=100_000, batch_size=256, updates_per_step=8, n_step=1, buffer_size=100_000,
-    learning_starts=8_000, reward_scale=0.2, log_every=8_000, eval_every=16_000, eval_episodes=8,
-    **{algo: _LOCOMOTION_CPU_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_LOCOMOTION_CPU_NETWORKS, num_samples=32)},
-)  # fmt: skip
-LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
-MACHINES = ("accelerator", "cpu")
-PRESETS: dict[str, dict[str, dict]] = {
-    **{name: {m: _BANDIT_PRESET for m in MACHINES} for name in envs.bandits.BANDITS},
-    "InvertedPendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
-    "InvertedDoublePendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
-    **{name: {"accelerator": _LOCOMOTION_ACCELERATOR, "cpu": _LOCOMOTION_CPU} for name in LOCOMOTION_TASKS},
-}
-PRESET_CHOICES = ("auto", *MACHINES, "none")
-
-
-def _with_preset(config: RunConfig, preset: dict) -> RunConfig:
-    """Applies a preset: its run fields, and its settings for config.algo if it has any."""
-    algo_names = set(agents.algos())
-    run_part = {k: v for k, v in preset.items() if k not in algo_names}
-    config = dataclasses.replace(config, **run_part)
-    algo_part = preset.get(config.algo, {})
-    return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_part)})
-
-
-def preset_machine(preset: str = "auto") -> str | None:
-    """The machine class whose preset applies: auto -> accelerator when JAX's default backend is not the
-    CPU, else cpu; none -> None (the RunConfig defaults)."""
-    if preset not in PRESET_CHOICES:
-        raise ValueError(f"--preset {preset!r}; allowed: {', '.join(PRESET_CHOICES)}")
-    if preset == "none":
-        return None
-    if preset == "auto":
-        return "cpu" if jax.default_backend() == "cpu" else "accelerator"
-    return preset
-
-
-def default_config(env_name: str, algo: str = "som", preset: str = "auto") -> RunConfig:
-    """RunConfig with the environment's preset for the machine (preset_machine) applied."""
-    machine = preset_machine(preset)
-    config = RunConfig(env=env_name, algo=algo, preset=preset)
-    return _with_preset(config, PRESETS.get(env_name, {}).get(machine, {})) if machine else config
-
-
-def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
-    """Run/trainer fields by name; algorithm fields either by name (w=3) or as a dict (som={...})."""
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
-    algo_config = config.algo_config()
-    algo_fields = {f.name for f in dataclasses.fields(algo_config)}
-    run_updates, algo_updates = {}, {}
-    for key, value in overrides.items():
-        if key == config.algo and isinstance(value, dict):
-            algo_updates.update(value)
-        elif key in run_fields:
-            run_updates[key] = value
-        elif key in algo_fields:
-            algo_updates[key] = value
-        else:
-            raise ValueError(
-                f"unknown setting {key!r}; run settings: {', '.join(sorted(run_fields))}; "
-                f"{config.algo} settings: {', '.join(sorted(algo_fields))}"
-            )
-    unknown = set(algo_updates) - algo_fields
-    if unknown:
-        raise ValueError(f"unknown {config.algo} settings {sorted(unknown)}; allowed: {', '.join(sorted(algo_fields))}")
-    config = dataclasses.replace(config, **run_updates)
-    return dataclasses.replace(config, **{config.algo: dataclasses.replace(algo_config, **algo_updates)})
-
-
-def init_distributed(coordinator: str = "", num_processes: int = 1, process_id: int = 0) -> None:
-    """jax.distributed.initialize for a multi-host run, before anything touches a device: from the
-    flags when a coordinator is given, from the cluster's environment under SLURM with several tasks;
-    a no-op for a single process."""
-    if coordinator:
-        if ":" not in coordinator:
-            raise ValueError(f"--coordinator {coordinator!r}: expected host:port of process 0, e.g. node0:1234")
-        jax.distributed.initialize(coordinator, num_processes, process_id)
-    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        jax.distributed.initialize()
-
-
-def parse_settings(items: list[str]) -> dict:
-    """["total_steps=8192", "actor_hidden=[64, 64]"] -> {"total_steps": 8192, "actor_hidden": (64, 64)}
-    (values in YAML syntax; lists become tuples), for apply_overrides."""
-    import yaml
-
-    settings = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected NAME=VALUE, e.g. actor_hidden=[64,64]")
-        settings[key.replace("-", "_")] = _tuples(yaml.safe_load(text))
-    return settings
-
-
-def _tuples(value):
-    """Lists (at any depth, also inside dicts) as tuples: config fields hold tuples."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k.replace("-", "_"): _tuples(v) for k, v in value.items()}
-    return value
-
-
-def _memory_limit_bytes() -> int:
-    stats = jax.local_devices()[0].memory_stats() or {}
-    if "bytes_limit" in stats:
-        return int(stats["bytes_limit"])
-    return int(psutil.virtual_memory().available)
-
-
-def validate(config: RunConfig, env) -> None:
-    """Every check that can fail before compiling, with the flag, the value and what is allowed."""
-    agents.config_class(config.algo)
-    preset_machine(config.preset)  # an unknown preset fails here, naming the allowed ones
-    positive = ("num_envs", "total_steps", "batch_size", "updates_per_step", "buffer_size", "log_every",
-                "eval_every", "eval_episodes", "n_step")  # fmt: skip
-    for name in positive:
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    for name in ("learning_starts", "checkpoint_every", "max_consecutive_skips"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
-    if config.num_processes < 1 or not 0 <= config.process_id < config.num_processes:
-        raise ValueError(
-            f"--process-id {config.process_id} / --num-processes {config.num_processes}: need num_processes >= 1 "
-            "and 0 <= process_id < num_processes"
-        )
-    if config.keep_checkpoints < 1:
-        raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
-    if config.matmul_precision not in MATMUL_PRECISIONS:
-        raise ValueError(f"--matmul-precision {config.matmul_precision!r}; allowed: {', '.join(MATMUL_PRECISIONS)}")
-    if config.resume_step < 0:
-        raise ValueError(f"--resume-step must be >= 0 (0 = the latest checkpoint), got {config.resume_step}")
-    multi_host = bool(config.coordinator) or config.num_processes > 1
-    if multi_host and (config.num_processes != jax.process_count() or config.process_id != jax.process_index()):
-        raise ValueError(
-            f"--num-processes {config.num_processes} / --process-id {config.process_id}, but this process is "
-            f"{jax.process_index()} of {jax.process_count()} JAX process(es): call "
-            "mjx_som.api.init_distributed(coordinator, num_processes, process_id) before any JAX computation "
-            "(launch/run.py does)"
-        )
-    if config.total_steps < config.num_envs:
-        raise ValueError(
-            f"--total-steps {config.total_steps} is less than one iteration of --num-envs {config.num_envs}"
-        )
-    if config.buffer_size < config.num_envs:
-        raise ValueError(f"--buffer-size {config.buffer_size} must hold one vector step (--num-envs {config.num_envs})")
-    if config.learning_starts > config.buffer_size:
-        raise ValueError(
-            f"--buffer-size {config.buffer_size} is smaller than --learning-starts {config.learning_starts}: the "
-            "replay could never hold enough transitions for updates to start; raise --buffer-size or lower "
-            "--learning-starts"
-        )
-    if config.learning_starts >= config.total_steps:
-        raise ValueError(
-            f"--learning-starts {config.learning_starts} is not below --total-steps {config.total_steps}: no "
-            "gradient update would be made; lower --learning-starts or raise --total-steps"
-        )
-    resolve_wandb_mode(config.wandb_mode)  # an unknown mode fails here, naming the allowed ones
-    available = len(jax.devices())
-    if config.devices < 0 or config.devices > available:
-        raise ValueError(f"--devices {config.devices}: {available} device(s) are visible; use 0 (all) to {available}")
-    num_devices = config.devices or available
-    for name in ("num_envs", "buffer_size", "batch_size"):
-        if getattr(config, name) % num_devices:
-            raise ValueError(
-                f"--{name.replace('_', '-')} {getattr(config, name)} is not divisible by the device count {num_devices}"
-            )
-    try:
-        config.algo_config().validate()
-    except ValueError as e:
-        raise ValueError(f"--{config.algo} settings: {e}") from e
-    # building an agent compiles nothing; one that improves stored actions keeps a target_action column
-    agent = agents.make_agent(config.algo, config.algo_config(), EnvSpec(env.observation_size, env.action_size, 1))
-    target_actions = agent.improve is not None
-    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size, target_actions) // num_devices
-    limit = _memory_limit_bytes()
-    if buffer > 0.8 * limit:
-        raise ValueError(
-            f"--buffer-size {config.buffer_size} needs {buffer / 2**30:.2f} GiB of replay per device, more than 80% "
-            f"of the {limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size"
-        )
-
-
-def config_to_dict(config: RunConfig) -> dict:
-    """The config as config.json holds it (tuples as lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def config_from_dict(values: dict, cls=RunConfig):
-    """A config dataclass from its config.json dict (nested algorithm configs, lists as tuples)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"config.json has settings this version does not know: {sorted(unknown)}")
-    defaults = cls()
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(defaults, name)
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = config_from_dict(value, type(default))
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-# Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the
-# authors' temperatures, one acting rule); a config.json from before has no "ema" for them.
-# a reworked baseline's config has this field; one without it was written before the rework (2026-11-28)
-_REWORKED_BASELINES = {
-    "dacer": "ema", "sdac": "ema", "dpmd": "ema", "dipo": "ema", "qsm": "score_scale", "qvpo": "train_candidates",
-}  # fmt: skip
-
-
-def _upgrade(values: dict) -> dict:
-    """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
-    alpha (and standardize_q, off by default, is gone); n_step did not exist (1). The reworked baselines'
-    old settings are dropped where the run is another algorithm's; a run of one of them from before
-    cannot be continued (its state or its method differs), which the error says."""
-    som = values.get("som")
-    if isinstance(som, dict) and "temperature" not in som:
-        som = {k: v for k, v in som.items() if k != "standardize_q"}
-        values = {**values, "som": {**som, "temperature": "fixed"}}
-    for algo, marker in _REWORKED_BASELINES.items():
-        old = values.get(algo)
-        if isinstance(old, dict) and marker not in old:
-            if values.get("algo") == algo:
-                raise ValueError(
-                    f"this {algo} run was written before the baselines were reworked against their authors' "
-                    f"code (2026-11-28); this version cannot continue it: rerun it"
-                )
-            values = {k: v for k, v in values.items() if k != algo}  # the defaults stand in
-    return values
-
-
-def load_config(run_dir: str, caller: str = "--resume") -> RunConfig:
-    """The RunConfig saved in run_dir/config.json (written by this or an earlier version); errors name caller."""
-    if not os.path.isdir(run_dir):
-        raise ValueError(f"{caller} {run_dir!r}: no such directory")
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        raise ValueError(f"{caller} {run_dir!r}: no config.json there, so it is not a run directory")
-    try:
-        with open(path) as f:
-            return config_from_dict(_upgrade(json.load(f)))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{caller} {run_dir!r}: {path} is not valid JSON ({e})") from e
-
-
-# Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
-RESUME_MAY_CHANGE = ("resume", "run_dir", "resume_step", "overwrite", "progress", "wandb_mode", "coordinator",
-                     "process_id")  # fmt: skip
-
-
-def check_resume(config: RunConfig) -> RunConfig:
-    """The config of a resumed run once it is shown to match the saved one and a checkpoint exists;
-    otherwise a ValueError naming the differing flags. The run continues in the resume directory
-    (wherever config.json says it was first written: run directories may be moved)."""
-    run_dir = config.resume
-    saved = flatten_config(config_to_dict(load_config(run_dir)))
-    given = flatten_config(config_to_dict(config))
-    differ = [
-        k for k in sorted(saved.keys() | given.keys()) if k not in RESUME_MAY_CHANGE and saved.get(k) != given.get(k)
-    ]
-    if differ:
-        changes = "; ".join(f"--{k.replace('_', '-')} {given.get(k)!r} (the run has {saved.get(k)!r})" for k in differ)
-        raise ValueError(
-            f"--resume {run_dir!r}: the config differs from its config.json: {changes}. A resumed run keeps its "
-            f"config; only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE[2:])} may change"
-        )
-    if not os.path.isdir(checkpoint_dir(run_dir)) or Checkpointer(run_dir, read_only=True).latest_step() is None:
-        raise ValueError(f"--resume {run_dir!r}: no checkpoint in {checkpoint_dir(run_dir)}; start the run again")
-    return dataclasses.replace(config, run_dir=run_dir)
 
 
 def _truncate_metrics(run_dir: str, env_steps: int) -> list[dict]:
@@ -514,7 +113,7 @@ def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
     abstract = trainer.abstract_state
     shardings = trainer.shardings or jax.tree.map(lambda _: replicated(make_mesh(1)), abstract)
     plan = per_device_bytes(abstract, shardings, num_devices)
-    limit, total = _memory_limit_bytes(), sum(plan.values())
+    limit, total = sharding.memory_limit_bytes(), sum(plan.values())
     if total > 0.8 * limit:
         parts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in plan.items())
         raise ValueError(
@@ -532,10 +131,6 @@ class TrainResult:
     policy: Callable  # policy(obs [B, O], rng) -> action [B, A], jitted, greedy
 
 
-def _env_name(env) -> str:
-    return getattr(env, "name", None) or type(env).__name__
-
-
 def _default_run_dir(config: RunConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return os.path.join("runs", f"{config.env.replace('/', '_')}-{config.algo}-s{config.seed}-{stamp}")
@@ -551,18 +146,6 @@ def _coverage(env: Bandit, trainer: Trainer, state, key) -> tuple[dict, jax.Arra
     raw, bon = env.mode_stats(raw_actions), env.mode_stats(bon_actions)
     stats = {**raw, "bon_modes_covered": bon["modes_covered"], "bon_high_reward_fraction": bon["high_reward_fraction"]}
     return stats, raw_actions, bon_actions
-
-
-def resolve_config(env="HalfCheetah-v4", algo: str = "som", **overrides) -> RunConfig:
-    """The RunConfig that train(env, algo, **overrides) runs: the env's preset (bandit objects get the
-    bandit preset), then the overrides."""
-    agents.config_class(algo)  # an unknown algo fails here, naming the valid ones
-    if isinstance(env, str):
-        config = default_config(env, algo, overrides.get("preset", "auto"))
-    else:
-        preset = _BANDIT_PRESET if isinstance(env, Bandit) else {}
-        config = _with_preset(RunConfig(env=_env_name(env), algo=algo), preset)
-    return apply_overrides(config, overrides)
 
 
 def train(env="HalfCheetah-v4", algo: str = "som", **overrides) -> TrainResult:

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 
 import envs
-from mjx_som.api import RunConfig
 from mjx_som.benchmarks import device_name
+from mjx_som.config import RunConfig
 from mjx_som.logging import plot_returns
 
 BRAX_ALGO = "brax_sac"

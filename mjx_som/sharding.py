@@ -10,8 +10,11 @@ initialised (launch/run.py's --coordinator / --num-processes / --process-id, or 
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
+import psutil
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
@@ -74,3 +77,23 @@ def host_value(x) -> np.ndarray:
     if getattr(x, "is_fully_addressable", True):
         return np.asarray(x)
     return np.asarray(x.addressable_shards[0].data)
+
+
+def init_distributed(coordinator: str = "", num_processes: int = 1, process_id: int = 0) -> None:
+    """jax.distributed.initialize for a multi-host run, before anything touches a device: from the
+    flags when a coordinator is given, from the cluster's environment under SLURM with several tasks;
+    a no-op for a single process."""
+    if coordinator:
+        if ":" not in coordinator:
+            raise ValueError(f"--coordinator {coordinator!r}: expected host:port of process 0, e.g. node0:1234")
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        jax.distributed.initialize()
+
+
+def memory_limit_bytes() -> int:
+    """Bytes the first local device may hold: its allocator limit, or the host's available memory (CPU)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return int(psutil.virtual_memory().available)

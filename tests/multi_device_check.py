@@ -12,8 +12,8 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import jax  # noqa: E402
 
 import envs  # noqa: E402
-from mjx_som import api  # noqa: E402
 from mjx_som.agents import EnvSpec, make_agent  # noqa: E402
+from mjx_som.config import apply_overrides, default_config, validate
 from mjx_som.sharding import make_mesh  # noqa: E402
 from mjx_som.trainer import Trainer  # noqa: E402
 
@@ -24,7 +24,7 @@ TINY = dict(
 
 
 def run(devices: int) -> dict:
-    config = api.apply_overrides(api.default_config("bandit/eight_gaussians"), {**TINY, "devices": devices})
+    config = apply_overrides(default_config("bandit/eight_gaussians"), {**TINY, "devices": devices})
     env = envs.make(config.env)
     agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
     trainer = Trainer(env, agent, config, eval_episodes=4, mesh=make_mesh(devices))
@@ -51,9 +51,9 @@ def errors() -> dict:
     """The messages for settings that do not divide over 4 devices (raised before anything compiles)."""
     out = {}
     for name, overrides in (("num_envs", dict(num_envs=6, devices=4)), ("buffer", dict(buffer_size=1001, devices=4))):
-        config = api.apply_overrides(api.default_config("bandit/eight_gaussians"), {**TINY, **overrides})
+        config = apply_overrides(default_config("bandit/eight_gaussians"), {**TINY, **overrides})
         try:
-            api.validate(config, envs.make(config.env))
+            validate(config, envs.make(config.env))
         except ValueError as e:
             out[name] = str(e)
     return out

@@ -11,8 +11,8 @@ import pytest
 
 import envs
 import mjx_som
-from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.config import RunConfig, apply_overrides, config_to_dict, default_config, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
 from mjx_som.trainer import Trainer
 
@@ -52,43 +52,43 @@ def test_run_directory_has_every_file(tiny_run):
 
 
 def test_locomotion_presets_follow_the_machine():
-    cpu = api.default_config("HalfCheetah-v4", "som", "cpu")
-    accelerator = api.default_config("Hopper-v4", "sac", "accelerator")
+    cpu = default_config("HalfCheetah-v4", "som", "cpu")
+    accelerator = default_config("Hopper-v4", "sac", "accelerator")
     assert (cpu.num_envs, cpu.n_step, cpu.som.num_samples, cpu.som.critic_hidden) == (32, 1, 32, (128, 128))
     assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
-    assert accelerator.sac.critic_hidden == (512, 512, 512) and accelerator.som == api.RunConfig().som
-    assert api.default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
+    assert accelerator.sac.critic_hidden == (512, 512, 512) and accelerator.som == RunConfig().som
+    assert default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
     # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
-    assert api.default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
-    assert api.default_config("bandit/two_moons", "qsm").qsm.score_scale == 1.0
-    assert api.default_config("HalfCheetah-v4", preset="none").num_envs == api.RunConfig.num_envs
+    assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
+    assert default_config("bandit/two_moons", "qsm").qsm.score_scale == 1.0
+    assert default_config("HalfCheetah-v4", preset="none").num_envs == RunConfig.num_envs
     with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
-        api.default_config("HalfCheetah-v4", preset="gpu")
+        default_config("HalfCheetah-v4", preset="gpu")
 
 
 def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path):
-    old = api.config_to_dict(api.default_config("bandit/eight_gaussians"))
+    old = config_to_dict(default_config("bandit/eight_gaussians"))
     old["som"] = {k: v for k, v in old["som"].items() if k not in ("temperature", "alpha_scaled", "target_ess")}
     old["som"]["standardize_q"] = False
     del old["n_step"], old["preset"]
     with open(tmp_path / "config.json", "w") as f:
         json.dump(old, f)
-    config = api.load_config(str(tmp_path))
+    config = load_config(str(tmp_path))
     assert config.som.temperature == "fixed" and config.som.alpha == 30.0 and config.n_step == 1
 
 
 @pytest.mark.parametrize("algo", ["qsm", "dacer"])
 def test_a_config_json_from_before_a_baselines_rework_cannot_be_continued_but_other_runs_load(tmp_path, algo):
     """QSM's q_grad_scale (before its rework) and DACER's settings without an ema (before the acting rule)."""
-    old = api.config_to_dict(api.default_config("bandit/eight_gaussians", algo))
+    old = config_to_dict(default_config("bandit/eight_gaussians", algo))
     old[algo] = {k: v for k, v in old[algo].items() if k not in ("score_scale", "ema")} | {"q_grad_scale": 30.0}
     for path, run_algo in ((tmp_path / "theirs", algo), (tmp_path / "som", "som")):
         path.mkdir()
         with open(path / "config.json", "w") as f:
             json.dump(dict(old, algo=run_algo), f)
     with pytest.raises(ValueError, match=f"this {algo} run was written before the baselines were reworked"):
-        api.load_config(str(tmp_path / "theirs"))
-    assert getattr(api.load_config(str(tmp_path / "som")), algo) == getattr(api.RunConfig(), algo)
+        load_config(str(tmp_path / "theirs"))
+    assert getattr(load_config(str(tmp_path / "som")), algo) == getattr(RunConfig(), algo)
 
 
 def test_policy_is_batched_and_in_the_box(tiny_run):
@@ -107,7 +107,7 @@ def test_load_restores_the_trained_run(tiny_run):
 
 def test_trainer_compiles_once():
     env = envs.make("bandit/eight_gaussians")
-    config = api.apply_overrides(api.default_config("bandit/eight_gaussians"), TINY)
+    config = apply_overrides(default_config("bandit/eight_gaussians"), TINY)
     agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
     trainer = Trainer(env, agent, config, eval_episodes=4)
     state = trainer.init(jax.random.PRNGKey(0))
@@ -232,9 +232,9 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("overrides,message", BAD_INPUTS)
 def test_bad_input_fails_before_compiling(overrides, message, tmp_path):
-    saved = api.apply_overrides(api.default_config("bandit/eight_gaussians"), {**TINY, "seed": 1})
+    saved = apply_overrides(default_config("bandit/eight_gaussians"), {**TINY, "seed": 1})
     os.makedirs(tmp_path / "saved")
-    (tmp_path / "saved" / "config.json").write_text(json.dumps(api.config_to_dict(saved)))
+    (tmp_path / "saved" / "config.json").write_text(json.dumps(config_to_dict(saved)))
     if "resume" in overrides:
         overrides = {**overrides, "resume": overrides["resume"].format(tmp=tmp_path)}
     with pytest.raises(ValueError, match=message):
@@ -266,7 +266,7 @@ def test_cli_rejects_unknown_env_before_compiling():
 def test_brax_sac_peer_gets_our_sac_runs_settings():
     from mjx_som.peers import brax_sac_settings
 
-    config = api.default_config("HalfCheetah-v4", "sac", "cpu")
+    config = default_config("HalfCheetah-v4", "sac", "cpu")
     settings = brax_sac_settings(config)
     expected = dict(num_timesteps=100_000, num_envs=32, batch_size=256, grad_updates_per_step=8, discounting=0.99,
                     reward_scaling=0.2, tau=0.005, max_replay_size=100_000, min_replay_size=8000,

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from test_learning_baselines import TARGET, one_mode_bandit
 
-from mjx_som import api
 from mjx_som.agents import EnvSpec, config_class, make_agent
 from mjx_som.agents.dipo import DIPOConfig, improve_actions
 from mjx_som.agents.dpmd import noise_entropy
 from mjx_som.agents.qsm import QSMConfig, action_gradient
 from mjx_som.agents.qvpo import QVPOConfig, entropy_weight
+from mjx_som.config import RunConfig, apply_overrides
 from mjx_som.critic import critic_init, critic_network, min_q
 from mjx_som.replay import Transition
 from mjx_som.trainer import Trainer
@@ -48,8 +48,8 @@ def test_dipo_improved_actions_raise_the_true_q_well_above_the_replayed_ones():
 def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_from_them():
     """A one-row replay: every update draws that row; an improve() that adds 0.1 to what it is given
     must leave action + 0.1 * updates in the row's target_action (each update starts from the last)."""
-    config = api.apply_overrides(
-        api.RunConfig(env="bandit", algo="dipo", normalize_obs=False),
+    config = apply_overrides(
+        RunConfig(env="bandit", algo="dipo", normalize_obs=False),
         dict(num_envs=1, total_steps=1, log_every=1, batch_size=4, buffer_size=1, learning_starts=1,
              updates_per_step=3, dipo=dict(SMALL, num_candidates=1)),
     )  # fmt: skip
@@ -64,7 +64,7 @@ def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_fro
 
 
 def test_dipo_trains_with_a_target_action_column_only_for_itself():
-    config = api.apply_overrides(api.RunConfig(env="bandit"), dict(num_envs=1, buffer_size=8))
+    config = apply_overrides(RunConfig(env="bandit"), dict(num_envs=1, buffer_size=8))
     env = one_mode_bandit()
     for algo, column in (("dipo", True), ("sdac", False)):
         agent = make_agent(algo, _config(algo), EnvSpec(env.observation_size, env.action_size, 1))

@@ -19,6 +19,7 @@ import mjx_som
 from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
+from mjx_som.config import load_config
 from mjx_som.trainer import Trainer, all_finite
 
 TINY = dict(
@@ -51,7 +52,7 @@ def straight_run(tmp_path_factory):
 def test_checkpoints_hold_the_whole_state(straight_run):
     steps = sorted(int(d) for d in os.listdir(checkpoint_dir(straight_run.run_dir)))
     assert steps == [800, 1600] and straight_run.summary["checkpoint"].endswith("/1600")
-    config = api.load_config(straight_run.run_dir)
+    config = load_config(straight_run.run_dir)
     state, meta = _final_state(straight_run.run_dir, config)
     assert meta["env_steps"] == 1600 and len(meta["wandb_run_id"]) == 8 and meta["walltime_s"] > 0
     assert int(state.env_steps) == 1600 and int(state.replay.size) == 1000  # replay full, wrapped
@@ -72,7 +73,7 @@ def test_resume_is_exact(straight_run, tmp_path):
     resumed = mjx_som.resume(half)
     assert _metrics(half) == _metrics(straight_run.run_dir)  # appended, not duplicated
     assert [r["env_steps"] for r in _metrics(half)] == [400, 800, 1200, 1600]
-    config = api.load_config(straight_run.run_dir)
+    config = load_config(straight_run.run_dir)
     (a, _), (b, _) = _final_state(straight_run.run_dir, config), _final_state(half, config)
     assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
     summary = {k: v for k, v in resumed.summary.items() if k not in ("walltime_s", "checkpoint")}
@@ -101,7 +102,7 @@ def test_nonfinite_updates_are_skipped_and_counted(tmp_path):
     result = mjx_som.train(bandit, run_dir=str(tmp_path / "nan"), **TINY)
     skipped = [r["train/skipped_updates"] for r in _metrics(result.run_dir)]
     assert sum(skipped) == result.summary["skipped_updates"] > 0, skipped
-    state, _ = _final_state(result.run_dir, api.load_config(result.run_dir), bandit)
+    state, _ = _final_state(result.run_dir, load_config(result.run_dir), bandit)
     assert bool(all_finite(state.agent))  # (the eval return itself may be NaN: the env's reward is)
     assert all(np.isfinite(r["train/critic_loss"]) for r in _metrics(result.run_dir)[1:])
 
@@ -231,11 +232,11 @@ def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path):
     shutil.copytree(straight_run.run_dir, copy)
     bad = _corrupt_latest(copy)
     with pytest.raises(ValueError, match=r"--resume: no intact checkpoint .*unreadable: .*/1600"):
-        api.run(dataclasses.replace(api.load_config(copy), resume=copy, resume_step=1600))
+        api.run(dataclasses.replace(load_config(copy), resume=copy, resume_step=1600))
     with pytest.warns(UserWarning, match=f"checkpoint {bad} cannot be read"):
         result = mjx_som.resume(copy)  # continues from 800, and recomputes 800 -> 1600 exactly
     assert [r["env_steps"] for r in _metrics(copy)] == [400, 800, 1200, 1600]
-    config = api.load_config(copy)
+    config = load_config(copy)
     (a, _), (b, _) = _final_state(straight_run.run_dir, config), _final_state(copy, config)
     assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
     assert result.summary["env_steps"] == 1600

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mjx_som
-from mjx_som import api
+from mjx_som import sharding
 from mjx_som.logging import read_metrics
 
 TINY = dict(
@@ -55,7 +55,7 @@ def test_layouts_that_do_not_divide_are_refused(multi_device):
 
 def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch):
     replay = 1000 * 4 * (2 * 1 + 2 + 3)  # obs, next_obs, action, reward, terminated, done
-    monkeypatch.setattr(api, "_memory_limit_bytes", lambda: int(replay / 0.8) + 1)  # the replay alone fits
+    monkeypatch.setattr(sharding, "memory_limit_bytes", lambda: int(replay / 0.8) + 1)  # the replay alone fits
     with pytest.raises(ValueError, match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
                                          r".* GiB, networks .* GiB\).*lower --buffer-size or --num-envs, or use more "
                                          r"--devices"):  # fmt: skip

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
-from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.config import RunConfig, apply_overrides, default_config
 from mjx_som.trainer import Trainer
 
 
@@ -38,8 +38,8 @@ class Counter(Env):
 
 
 def test_replay_holds_the_true_final_observation_at_truncation():
-    config = api.apply_overrides(
-        api.RunConfig(env="Counter", normalize_obs=False),
+    config = apply_overrides(
+        RunConfig(env="Counter", normalize_obs=False),
         dict(num_envs=2, total_steps=14, log_every=14, batch_size=4, buffer_size=64, learning_starts=10**6,
              som=dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=2)),
     )  # fmt: skip
@@ -62,9 +62,7 @@ def test_the_trainer_traces_under_the_configured_matmul_precision():
     import envs
 
     def dot_precisions(precision):
-        config = api.apply_overrides(
-            api.default_config("InvertedPendulum-v4"), dict(num_envs=2, matmul_precision=precision)
-        )
+        config = apply_overrides(default_config("InvertedPendulum-v4"), dict(num_envs=2, matmul_precision=precision))
         env = envs.make(config.env)
         agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, 10))
         trainer = Trainer(env, agent, config, eval_episodes=2)
