@@ -40,8 +40,9 @@ import numpy as np
 
 import envs
 from mjx_som import agents
+from mjx_som.agents import SOMConfig
 from mjx_som.api import load, run
-from mjx_som.config import check_resume, parse_settings, resolve_config
+from mjx_som.config import RunConfig, check_resume, parse_settings, resolve_config
 from mjx_som.logging import pyplot
 from mjx_som.probes import (
     candidates,
@@ -305,7 +306,9 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, settings, quick)
         # reproduce) and with SOM's learned critic (what its actor is asked to reproduce)
         noise = square_grid(15 if quick else 41, 2.5)
         noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
-        som_config = resolve_config(bandit_name, "som", **settings)
+        # the settings SOM has (a --set for another algorithm's field leaves SOM's field as it is)
+        som_fields = {f.name for f in dataclasses.fields(RunConfig)} | {f.name for f in dataclasses.fields(SOMConfig)}
+        som_config = resolve_config(bandit_name, "som", **{k: v for k, v in settings.items() if k in som_fields})
         score_config = som_config.som.score_config()
         fields = {"SOM's target field, true Q": bandit_q(bandit, som_config.reward_scale)}
         maps = {}
