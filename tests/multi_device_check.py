@@ -12,10 +12,9 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import jax  # noqa: E402
 
 import envs  # noqa: E402
-from mjx_som.agents import EnvSpec, make_agent  # noqa: E402
+from mjx_som.api import make_trainer
 from mjx_som.config import apply_overrides, default_config, validate
 from mjx_som.sharding import make_mesh  # noqa: E402
-from mjx_som.trainer import Trainer  # noqa: E402
 
 TINY = dict(
     num_envs=8, total_steps=1_200, log_every=400, batch_size=32, learning_starts=64, buffer_size=1_000,
@@ -26,8 +25,7 @@ TINY = dict(
 def run(devices: int) -> dict:
     config = apply_overrides(default_config("bandit/eight_gaussians"), {**TINY, "devices": devices})
     env = envs.make(config.env)
-    agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
-    trainer = Trainer(env, agent, config, eval_episodes=4, mesh=make_mesh(devices))
+    trainer = make_trainer(config, env, make_mesh(devices))
     state = trainer.init(jax.random.PRNGKey(0))
     losses = []
     for _ in range(config.num_chunks):

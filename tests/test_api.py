@@ -11,10 +11,9 @@ import pytest
 
 import envs
 import mjx_som
-from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.api import make_trainer
 from mjx_som.config import RunConfig, apply_overrides, config_to_dict, default_config, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
-from mjx_som.trainer import Trainer
 
 TINY = dict(
     num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
@@ -108,8 +107,7 @@ def test_load_restores_the_trained_run(tiny_run):
 def test_trainer_compiles_once():
     env = envs.make("bandit/eight_gaussians")
     config = apply_overrides(default_config("bandit/eight_gaussians"), TINY)
-    agent = make_agent("som", config.som, EnvSpec(1, 2, config.total_updates))
-    trainer = Trainer(env, agent, config, eval_episodes=4)
+    trainer = make_trainer(config, env)
     state = trainer.init(jax.random.PRNGKey(0))
     for _ in range(3):
         state, _ = trainer.chunk(state)

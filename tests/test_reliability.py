@@ -18,9 +18,10 @@ import envs
 import mjx_som
 from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.api import make_trainer
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import load_config
-from mjx_som.trainer import Trainer, all_finite
+from mjx_som.trainer import all_finite
 
 TINY = dict(
     num_envs=8, total_steps=1_600, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
@@ -38,8 +39,7 @@ def _metrics(run_dir):
 def _final_state(run_dir, config, env=None):
     """The TrainState of the run's latest checkpoint."""
     env = env or envs.make(config.env)
-    agent = make_agent(config.algo, config.algo_config(), EnvSpec(1, 2, config.total_updates))
-    abstract = jax.eval_shape(Trainer(env, agent, config, config.eval_episodes).init, jax.random.PRNGKey(0))
+    abstract = jax.eval_shape(make_trainer(config, env).init, jax.random.PRNGKey(0))
     return Checkpointer(run_dir, read_only=True).restore(abstract)
 
 
