@@ -1,5 +1,6 @@
-"""Shared test settings: CPU, W&B off, and a persistent compilation cache shared by the xdist
-workers and the CLI subprocesses (many tests compile the same tiny training chunk)."""
+"""Shared test settings: CPU, W&B off, a persistent compilation cache shared by the xdist workers and
+the CLI subprocesses (many tests compile the same tiny training chunk), and TINY, the run settings of
+those tiny runs (import it: `from conftest import TINY`)."""
 
 import os
 import tempfile
@@ -7,3 +8,10 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mjx_som_tests_jax_cache"))
+
+# a SOM run on a bandit small enough to compile and train in seconds: 150 updates, 16-unit networks
+TINY = dict(
+    num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
+    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
+    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
+)  # fmt: skip

@@ -8,18 +8,13 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import TINY
 
 import envs
 import mjx_som
 from mjx_som.api import make_trainer
 from mjx_som.config import RunConfig, apply_overrides, config_to_dict, default_config, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
-
-TINY = dict(
-    num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
-    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
-    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

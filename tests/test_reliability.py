@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY
 
 import envs
 import mjx_som
@@ -23,11 +24,7 @@ from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import load_config
 from mjx_som.trainer import all_finite
 
-TINY = dict(
-    num_envs=8, total_steps=1_600, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
-    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled", checkpoint_every=800,
-    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
-)  # fmt: skip
+TINY = {**TINY, "total_steps": 1_600, "checkpoint_every": 800}
 TIMING = ("walltime_s", "train/env_steps_per_s")
 
 
