@@ -11,6 +11,7 @@ from mjx_som.score import (
     ess_fraction,
     ess_temperature,
     estimate_velocity,
+    idem_score,
     noise_action,
     posterior_mean,
     posterior_proposals,
@@ -173,3 +174,16 @@ def test_literal_idem_field_diverges():
 def test_config_rejects_idem_on_linear_path():
     with pytest.raises(ValueError, match="path='vp' only"):
         ScoreConfig(path="linear", estimator="idem").validate()
+
+
+def test_clipped_idem_proposals_have_no_gradient_on_the_clipped_coordinate():
+    """clip_proposals (the SDAC repository's variant): a coordinate whose proposals all lie outside the box
+    gets a zero score, which is why it is off by default (the prototype's finding, docs/algorithm.md)."""
+    q_fn = lambda a: -jnp.sum(jnp.square(a - jnp.asarray([0.5, 0.0])), axis=-1)  # noqa: E731
+    a_t, t = jnp.asarray([1.6, 0.2]), jnp.asarray(0.05)  # at small t the proposals stay near a_t / mu_t
+    scores = {}
+    for clip in (False, True):
+        config = ScoreConfig(path="vp", estimator="idem", temperature="fixed", alpha=30.0, clip_proposals=clip)
+        scores[clip] = idem_score(jax.random.PRNGKey(0), q_fn, a_t, t, config)
+    assert float(scores[True][0]) == 0.0 and float(scores[False][0]) < -1.0
+    assert float(scores[True][1]) < 0.0  # the coordinate inside the box keeps its pull towards 0
