@@ -23,7 +23,7 @@ import tyro
 import envs
 from mjx_som import agents, api
 from mjx_som.benchmarks import device_name
-from mjx_som.config import RunConfig, default_config, load_config
+from mjx_som.config import RunConfig, cli_class, default_config, load_config, to_run_config
 from mjx_som.sharding import init_distributed
 
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    config = tyro.cli(RunConfig, args=argv, default=default, description=__doc__)
+    cli = cli_class(default.algo)  # --help and the flags show this algorithm's block only
+    config = to_run_config(tyro.cli(cli, args=argv, default=cli(**vars(default)), description=__doc__))
     if device_name() == "cpu" and config.num_envs >= 1024:
         print(
             f"note: {config.num_envs} envs on a CPU: compiling takes minutes and each log point "

@@ -12,7 +12,7 @@ The YAML file:
     seeds: [0, 1, 2]
     grid:                          # optional: flag -> values; "algo.field" applies to that algo only
       som.w: [3.0, 5.0]
-    flags:                         # optional: flags every run gets
+    flags:                         # optional: flags every run gets; "algo.field" only that algo's runs
       total_steps: 96000
       wandb_mode: offline
 
@@ -70,17 +70,18 @@ def to_flags(settings: dict) -> list[str]:
 
 
 def expand(spec: dict, out: str) -> list[dict]:
-    """One {run_dir, args} per (env, algo, grid point, seed); "algo.field" grid axes vary only for
-    that algo."""
+    """One {run_dir, args} per (env, algo, grid point, seed); "algo.field" grid axes and flags apply only
+    to that algo's runs (a run's CLI has its own algorithm's flags only)."""
     runs = []
     for env, algo in itertools.product(spec["envs"], spec["algos"]):
         axes = {k: v for k, v in spec["grid"].items() if "." not in k or k.split(".")[0] == algo}
+        flags = {k: v for k, v in spec["flags"].items() if "." not in k or k.split(".")[0] == algo}
         for values in itertools.product(*axes.values()):
             point = dict(zip(axes, values, strict=True))
             tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in point.items())
             for seed in spec["seeds"]:
                 run_dir = os.path.join(out, f"{env.replace('/', '_')}-{algo}{tag}-s{seed}")
-                settings = {**spec["flags"], **point, "env": env, "algo": algo, "seed": seed, "run_dir": run_dir,
+                settings = {**flags, **point, "env": env, "algo": algo, "seed": seed, "run_dir": run_dir,
                             "wandb_group": spec["name"]}  # fmt: skip
                 runs.append({"run_dir": run_dir, "args": to_flags(settings)})
     return runs

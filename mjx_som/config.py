@@ -319,8 +319,31 @@ def validate(config: RunConfig, env) -> None:
 
 
 def config_to_dict(config: RunConfig) -> dict:
-    """The config as config.json holds it (tuples as lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """The config as config.json holds it (tuples as lists): the run's settings and its algorithm's block
+    only (a config.json with every algorithm's block, as written before 2026-11-28, still loads)."""
+    values = json.loads(json.dumps(dataclasses.asdict(config)))
+    return {k: v for k, v in values.items() if k == config.algo or k not in agents.REGISTRY}
+
+
+def cli_class(algo: str) -> type:
+    """RunConfig as launch/run.py shows it for --algo algo: the other algorithms' blocks are hidden from
+    --help and from the flags (tyro.conf.Suppress); to_run_config turns the parsed value back."""
+    import typing
+
+    import tyro
+
+    hints = typing.get_type_hints(RunConfig)
+    hidden = [
+        (f.name, typing.Annotated[hints[f.name], tyro.conf.Suppress], field(default_factory=f.default_factory))
+        for f in dataclasses.fields(RunConfig)
+        if f.name in agents.REGISTRY and f.name != algo
+    ]
+    return dataclasses.make_dataclass("RunConfig", hidden, bases=(RunConfig,), frozen=True)
+
+
+def to_run_config(config: RunConfig) -> RunConfig:
+    """A RunConfig (or a cli_class instance) as a plain RunConfig."""
+    return RunConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)})
 
 
 def config_from_dict(values: dict, cls=RunConfig):

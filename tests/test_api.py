@@ -1,5 +1,6 @@
 """mjx_som.train / launch/run.py: run files, W&B fallback, compile-once, bad input, SIGINT."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ from conftest import TINY
 import envs
 import mjx_som
 from mjx_som.api import make_trainer
-from mjx_som.config import RunConfig, apply_overrides, config_to_dict, default_config, load_config
+from mjx_som.config import RunConfig, apply_overrides, config_from_dict, config_to_dict, default_config, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
 
 
@@ -254,6 +255,23 @@ def test_cli_rejects_unknown_env_before_compiling():
     proc = _run_cli(["--env", "Nope-v1"])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "--env 'Nope-v1' is unknown; valid names:" in err
+
+
+def test_a_run_holds_one_algorithm_block_in_its_config_json_and_its_cli():
+    """config.json and --help carry the chosen algorithm's settings only; another algorithm's flag is an
+    error; a config.json with every block (as written before) still loads to the same config."""
+    config = default_config("bandit/eight_gaussians", "dacer")
+    values = config_to_dict(config)
+    assert "dacer" in values and not {"som", "sac", "qsm"} & set(values)
+    assert config_from_dict(values) == config
+    assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config  # every block
+    helps = {algo: _run_cli(["--env", "bandit/eight_gaussians", "--algo", algo, "--help"]) for algo in ("dacer", "som")}
+    out = {algo: proc.communicate(timeout=120)[0] for algo, proc in helps.items()}
+    assert "--dacer.ema" in out["dacer"] and "--som.alpha-scaled" not in out["dacer"]
+    assert "--som.alpha-scaled" in out["som"] and "--dacer.ema" not in out["som"]
+    proc = _run_cli(["--env", "bandit/eight_gaussians", "--dacer.ema", "0.5"])
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--dacer.ema" in err
 
 
 def test_brax_sac_peer_gets_our_sac_runs_settings():
