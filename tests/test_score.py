@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import envs
+from mjx_som import probes
 from mjx_som.score import (
     ScoreConfig,
     ess_fraction,
@@ -139,21 +140,11 @@ def test_fixed_temperature_on_a_large_q_degenerates_and_the_scaled_one_does_not(
 
 
 def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
-    """Euler-integrates the estimated target field from noise (t = 1) to t = 0 with the TRUE Q."""
+    """The estimated target field Euler-integrated from noise (t = 1) to t = 0 with the TRUE Q of
+    eight_gaussians (mjx_som.probes.integrate_field, the probes' own): (bandit, actions [P, 2])."""
     bandit = envs.make("bandit/eight_gaussians")
-    q_fn = jax.vmap(bandit.reward_fn)
-    ts = jnp.linspace(1.0, 0.0, steps + 1)
-    a = jax.random.normal(jax.random.PRNGKey(seed), (num_points, 2))
-
-    def step(a, inputs):
-        key, t, t_next = inputs
-        t = jnp.maximum(t, 1e-3)
-        v = jax.vmap(lambda k, x: target_velocity(k, q_fn, x, t, config))(jax.random.split(key, num_points), a)
-        return a - (t - t_next) * v, None
-
-    keys = jax.random.split(jax.random.PRNGKey(seed + 1), steps)
-    a, _ = jax.jit(lambda a: jax.lax.scan(step, a, (keys, ts[:-1], ts[1:])))(a)
-    return bandit, a
+    field = jax.jit(lambda key: probes.integrate_field(key, jax.vmap(bandit.reward_fn), num_points, 2, config, steps))
+    return bandit, field(jax.random.PRNGKey(seed))
 
 
 @pytest.mark.parametrize("temperature", ["scaled", "fixed"])
