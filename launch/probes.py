@@ -43,7 +43,7 @@ from mjx_som import agents
 from mjx_som.agents import SOMConfig
 from mjx_som.api import load, run
 from mjx_som.config import RunConfig, check_resume, parse_settings, resolve_config
-from mjx_som.logging import pyplot
+from mjx_som.logging import bandit_reward_image, pyplot
 from mjx_som.probes import (
     candidates,
     cosine,
@@ -137,7 +137,7 @@ def probe_ablation(out: str, quick: bool) -> dict:
     cols = 4
     rows = -(-len(pictures) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    heat = reward_image(bandit)
+    heat = bandit_reward_image(bandit)
     for ax in axes.reshape(-1):
         ax.axis("off")
     for ax, (title, actions, stats) in zip(axes.reshape(-1), pictures, strict=False):
@@ -229,11 +229,6 @@ def bandit_q(bandit, reward_scale: float):
     return lambda actions: reward_scale * bandit.expected_reward(actions)
 
 
-def reward_image(bandit, side: int = 161) -> np.ndarray:
-    """The bandit's reward on a side x side grid over its box (rows = y), for imshow."""
-    return np.asarray(bandit.expected_reward(square_grid(side, 1.0))).reshape(side, side)
-
-
 def noise_colours(noise: np.ndarray, radius: float) -> np.ndarray:
     """RGB per 2-D noise point: hue = its angle, brightness falls with its radius."""
     from matplotlib.colors import hsv_to_rgb
@@ -254,7 +249,7 @@ def plot_transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: ja
     axes[0][0].scatter(noise[:, 0], noise[:, 1], s=6, c=colours)
     axes[0][0].set_title("noise grid (N(0, I) points)", fontsize=9)
     axes[0][0].set_aspect("equal")
-    heat = reward_image(bandit)
+    heat = bandit_reward_image(bandit)
     for ax, (method, agent_actions) in zip(axes[0][1:], maps.items(), strict=True):
         actions = np.asarray(bandit.scale_action(agent_actions))
         ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
@@ -373,7 +368,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, settings, quick
     plt = pyplot()
     cols = 2 + len(times)
     fig, axes = plt.subplots(len(rows), cols, figsize=(3.3 * cols, 3.3 * len(rows)), squeeze=False)
-    p, heat = np.asarray(points), reward_image(base)
+    p, heat = np.asarray(points), bandit_reward_image(base)
     for ax_row, (scale, q, fields, samples, r) in zip(axes, rows, strict=True):
         image = ax_row[0].imshow(q, origin="lower", extent=[-1, 1, -1, 1], cmap="viridis")
         fig.colorbar(image, ax=ax_row[0], fraction=0.046)

@@ -168,15 +168,22 @@ def plot_returns(run_dir: str, title: str) -> str:
     return path
 
 
+def bandit_reward_image(env, side: int = 161) -> np.ndarray:
+    """A bandit's expected reward on a side x side grid over its action box [-1, 1]^2 (rows = y), for imshow."""
+    import jax.numpy as jnp
+
+    axis = np.linspace(-1.0, 1.0, side)
+    actions = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    return np.asarray(env.expected_reward(jnp.asarray(actions))).reshape(side, side)
+
+
 def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: str) -> str:
     """returns.png for bandits: the reward heat map with where the raw one-step map sends noise
     (left) and the acting best-of-N policy's actions (right), in env coordinates."""
     import jax.numpy as jnp
 
     plt = pyplot()
-    grid = np.linspace(-1.0, 1.0, 161)
-    agent_xy = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
-    reward = np.asarray(env.expected_reward(jnp.asarray(agent_xy))).reshape(grid.size, grid.size)
+    reward = bandit_reward_image(env)
     extent = [float(env.low[0]), float(env.high[0]), float(env.low[1]), float(env.high[1])]
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, actions, name in ((axes[0], raw_actions, "raw one-step map"), (axes[1], bon_actions, "best-of-N policy")):
