@@ -7,6 +7,7 @@ the device is done (``block_until_ready``).
 from __future__ import annotations
 
 import faulthandler
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import jax
 import numpy as np
 
 from envs.wrappers import VecEnv
+from mjx_som.agents.base import improve_and_update
 
 WATCHDOG_S = 600  # a measurement call that takes longer dumps every thread's stack to stderr (a hang shows where)
 
@@ -105,19 +107,13 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
         target_action=action if agent.improve is not None else None,
     )
 
-    @jax.jit
-    def update(state, batch, key):
-        if agent.improve is not None:
-            key, key_improve = jax.random.split(key)
-            batch = batch.replace(target_action=agent.improve(state, batch, key_improve))
-        return agent.update(state, batch, key)
-
+    update = jax.jit(functools.partial(improve_and_update, agent))
     state = agent_state
     update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + 1))
 
     def call():
         nonlocal state
-        state, metrics = update(state, batch, next(update_keys))
+        state, metrics, _ = update(state, batch, next(update_keys))
         return metrics
 
     return _ms(time_calls(call, repeats, f"update, batch {batch_size}"))

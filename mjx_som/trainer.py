@@ -23,7 +23,7 @@ from brax.training.acme import running_statistics
 from flax import struct
 
 from envs.wrappers import VecEnv
-from mjx_som.agents.base import Agent
+from mjx_som.agents.base import Agent, improve_and_update
 from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_target
 from mjx_som.sharding import replicated, split_leading, state_shardings
 
@@ -192,10 +192,7 @@ class Trainer:
             agent_state, written, consecutive = carry
             key_sample, key_update = jax.random.split(key)
             batch = self.sample_batch(replay if written is None else written, normalizer, key_sample)
-            if improve is not None:  # its own key, so agents without improve() keep their random streams
-                key_update, key_improve = jax.random.split(key_update)
-                batch = batch.replace(target_action=improve(agent_state, batch, key_improve))
-            new_state, metrics = self.agent.update(agent_state, batch, key_update)
+            new_state, metrics, batch = improve_and_update(self.agent, agent_state, batch, key_update)
             finite = all_finite((new_state, metrics, batch.target_action))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
             if improve is not None:

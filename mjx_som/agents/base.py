@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import jax
 import optax
 
 from mjx_som.critic import CriticConfig
@@ -41,6 +42,17 @@ class Agent(NamedTuple):
     update: Callable
     sample: Callable
     improve: Callable | None = None
+
+
+def improve_and_update(agent: Agent, state, batch, key):
+    """One update as the trainer makes it: an agent with improve() first replaces the batch's target
+    actions by improved ones (with a key of its own, so agents without it keep their random streams).
+    -> (new state, metrics, the batch the update saw)."""
+    if agent.improve is not None:
+        key, key_improve = jax.random.split(key)
+        batch = batch.replace(target_action=agent.improve(state, batch, key_improve))
+    new_state, metrics = agent.update(state, batch, key)
+    return new_state, metrics, batch
 
 
 @dataclass(frozen=True)
