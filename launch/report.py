@@ -17,177 +17,31 @@ Directories without config.json and metrics.jsonl (e.g. a sweep's logs/) are ski
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-from collections import defaultdict
+import sys
+from dataclasses import dataclass
 
-import numpy as np
+import tyro
 
-from mjx_som.logging import flatten_config, read_metrics
-
-# Table 1 of the SOM paper (arXiv 2605.23365): final return, mean ± std over seeds.
-PAPER = {
-    "Ant-v4": ("7033.5 ± 304.2", "DACER 6953.5 ± 1029.7"),
-    "HalfCheetah-v4": ("15789.8 ± 910.9", "SDAC 14820.9 ± 1049.0"),
-    "Hopper-v4": ("3425.2 ± 353.6", "DACER 3462.8 ± 709.2"),
-    "Humanoid-v4": ("7365.7 ± 493.3", "DIPO 6139.4 ± 645.9"),
-    "Walker2d-v4": ("5472.8 ± 526.9", "DIPO 5425.8 ± 181.3"),
-}
-IGNORED = {"seed", "run_dir", "resume", "progress", "wandb_mode", "wandb_project", "wandb_group", "coordinator",
-           "process_id", "num_processes"}  # fmt: skip
+from mjx_som.report import parse_targets, write_report
 
 
-def _comparable(config: dict) -> dict:
-    """Dotted setting names -> JSON text of the value (hashable, for comparing runs)."""
-    return {k: json.dumps(v) for k, v in flatten_config(config).items()}
-
-
-def load_runs(run_dirs: list[str]) -> list[dict]:
-    runs = []
-    for run_dir in run_dirs:
-        paths = [os.path.join(run_dir, name) for name in ("config.json", "metrics.jsonl")]
-        if not all(os.path.exists(p) for p in paths):
-            continue
-        with open(paths[0]) as f:
-            config = json.load(f)
-        metrics = read_metrics(run_dir)
-        summary_path = os.path.join(run_dir, "summary.json")
-        summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}  # noqa: SIM115
-        evals = [(m["env_steps"], m["walltime_s"], m["eval/episode_return"]) for m in metrics
-                 if m.get("eval/episode_return") is not None]  # fmt: skip
-        if evals:
-            runs.append({"dir": run_dir, "config": config, "evals": evals, "summary": summary})
-    return runs
-
-
-def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """{(env, label): runs}; label is the algo plus every setting (of that algo or the run) that
-    differs between the runs of the same env and algo, seeds excepted."""
-    by_env_algo = defaultdict(list)
-    for run in runs:
-        by_env_algo[(run["config"]["env"], run["config"]["algo"])].append(run)
-    groups = {}
-    for (env, algo), members in by_env_algo.items():
-        flats = [_comparable({k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or
-                 not isinstance(v, dict))}) for m in members]  # fmt: skip
-        varying = sorted(k for k in flats[0] if len({f.get(k) for f in flats}) > 1)
-        for member, flat in zip(members, flats, strict=True):
-            label = algo + "".join(f" {k.split('.')[-1]}={json.loads(flat[k])}" for k in varying)
-            groups.setdefault((env, label), []).append(member)
-    return groups
-
-
-def curve(members: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(env steps, mean wall clock s, mean return, std return) over the eval points every member has."""
-    common = sorted(set.intersection(*({s for s, _, _ in m["evals"]} for m in members)))
-    at = [{s: (w, r) for s, w, r in m["evals"]} for m in members]
-    walls = np.array([[a[s][0] for s in common] for a in at])
-    values = np.array([[a[s][1] for s in common] for a in at])
-    return np.asarray(common), walls.mean(0), values.mean(0), values.std(0)
-
-
-def time_to_target(members: list[dict], target: float) -> dict:
-    """Mean wall clock (s) and env steps to the first eval >= target, over the seeds that got there."""
-    hits = [next(((s, w) for s, w, r in m["evals"] if r >= target), None) for m in members]
-    reached = [h for h in hits if h is not None]
-    if not reached:
-        return {"reached": 0, "seeds": len(members)}
-    return {"reached": len(reached), "seeds": len(members), "walltime_s": float(np.mean([w for _, w in reached])),
-            "env_steps": float(np.mean([s for s, _ in reached]))}  # fmt: skip
-
-
-def build_report(groups: dict, targets: dict[str, float]) -> dict:
-    report = {}
-    for (env, label), members in sorted(groups.items()):
-        finals = np.array([m["evals"][-1][2] for m in members])
-        entry = {"final_mean": float(finals.mean()), "final_std": float(finals.std()), "seeds": len(members)}
-        coverage = [m["summary"]["modes_covered"] for m in members if "modes_covered" in m["summary"]]
-        if coverage:
-            entry["modes_covered"] = coverage
-            entry["high_reward_fraction"] = [m["summary"]["high_reward_fraction"] for m in members]
-        report.setdefault(env, {})[label] = entry
-    for env, entries in report.items():
-        target = targets.get(env, 0.8 * max(e["final_mean"] for e in entries.values()))
-        for label, entry in entries.items():
-            entry["target"] = target
-            entry["to_target"] = time_to_target(groups[(env, label)], target)
-    return report
-
-
-def table_markdown(report: dict) -> str:
-    lines = ["| env | run | final eval return (mean ± std, seeds) | paper: SOM | paper: strongest baseline |"
-             " time to target |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for env, entries in report.items():
-        paper = PAPER.get(env, ("—", "—"))
-        for label, e in entries.items():
-            final = f"{e['final_mean']:.1f} ± {e['final_std']:.1f} ({e['seeds']})"
-            if "modes_covered" in e:
-                final += (
-                    f"; modes {e['modes_covered']}, in high modes {np.round(e['high_reward_fraction'], 2).tolist()}"
-                )
-            hit = e["to_target"]
-            reach = (f"{hit['walltime_s']:.0f} s / {hit['env_steps']:,.0f} steps ({hit['reached']}/{hit['seeds']})"
-                     if hit["reached"] else f"not reached (0/{hit['seeds']})")  # fmt: skip
-            lines.append(f"| {env} | {label} | {final} | {paper[0]} | {paper[1]} | {reach} (≥ {e['target']:.1f}) |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_curves(groups: dict, path: str) -> None:
-    from mjx_som.logging import pyplot
-
-    plt = pyplot()
-    env_names = sorted({env for env, _ in groups})
-    fig, axes = plt.subplots(2, len(env_names), figsize=(5.5 * len(env_names), 8), squeeze=False)
-    for column, env in enumerate(env_names):
-        for (group_env, label), members in sorted(groups.items()):
-            if group_env != env:
-                continue
-            steps, walls, mean, std = curve(members)
-            for ax, x in ((axes[0, column], steps), (axes[1, column], walls)):
-                ax.plot(x, mean, "-o", ms=3, label=f"{label} (n={len(members)})")
-                ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-        for row, xlabel in enumerate(("environment steps", "wall clock (s, mean over seeds)")):
-            ax = axes[row, column]
-            ax.set_title(env)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("eval episode return")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def parse_targets(text: str) -> dict[str, float]:
-    targets = {}
-    for item in filter(None, text.split(",")):
-        env, _, value = item.rpartition("=")
-        targets[env] = float(value)
-    return targets
+@dataclass(frozen=True)
+class ReportOptions:
+    run_dirs: tyro.conf.Positional[tuple[str, ...]]
+    """run directories"""
+    out: str = "report"
+    """output folder"""
+    targets: str = ""
+    """ENV=RETURN,... for the time-to-target column (default: 80% of the best final mean per env)"""
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", help="run directories")
-    parser.add_argument("--out", default="report", help="output folder (default report/)")
-    parser.add_argument("--targets", default="", help="ENV=RETURN,... for the time-to-target column")
-    args = parser.parse_args(argv)
-    runs = load_runs(args.run_dirs)
-    if not runs:
-        parser.error("no run directory with config.json and evaluations in metrics.jsonl among the arguments")
-    groups = group_runs(runs)
-    report = build_report(groups, parse_targets(args.targets))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    table = table_markdown(report)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table)
-    plot_curves(groups, os.path.join(args.out, "curves.png"))
-    print(table)
-    print(f"{len(runs)} runs in {len(groups)} groups -> {args.out}/table.md, curves.png, report.json")
-    return report
+    options = tyro.cli(ReportOptions, args=argv, description=__doc__)
+    try:
+        return write_report(list(options.run_dirs), options.out, parse_targets(options.targets))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ exits with status 130; a run stopped by non-finite updates exits with status 3.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import tyro
@@ -23,43 +22,33 @@ import tyro
 import envs
 from mjx_som import agents, api
 from mjx_som.benchmarks import device_name
-from mjx_som.config import RunConfig, cli_class, default_config, load_config, to_run_config
+from mjx_som.config import RunConfig, cli_class, default_config, load_config, parse_selection, to_run_config
 from mjx_som.sharding import init_distributed
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--resume", default="")
-    pre.add_argument("--coordinator", default="")
-    pre.add_argument("--num-processes", type=int, default=1)
-    pre.add_argument("--process-id", type=int, default=0)
-    known, _ = pre.parse_known_args(argv)
+    chosen = parse_selection(argv)
     try:  # before anything touches a device
-        init_distributed(known.coordinator, known.num_processes, known.process_id)
+        init_distributed(chosen.coordinator, chosen.num_processes, chosen.process_id)
+        saved = load_config(chosen.resume) if chosen.resume else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    env = chosen.env or (saved.env if saved else RunConfig.env)
+    algo = chosen.algo or (saved.algo if saved else RunConfig.algo)
+    preset = chosen.preset or (saved.preset if saved else RunConfig.preset)
+    if env not in envs.names():
+        print(f"error: --env {env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
+        return 2
     try:
-        saved = load_config(known.resume) if known.resume else None
+        agents.config_class(algo)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    pre.add_argument("--env", default=saved.env if saved else RunConfig.env)
-    pre.add_argument("--algo", default=saved.algo if saved else RunConfig.algo)
-    pre.add_argument("--preset", default=saved.preset if saved else RunConfig.preset)
-    known, _ = pre.parse_known_args(argv)
-    if known.env not in envs.names():
-        print(f"error: --env {known.env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
-        return 2
+    default = saved if saved and (env, algo) == (saved.env, saved.algo) else None
     try:
-        agents.config_class(known.algo)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    default = saved if saved and (known.env, known.algo) == (saved.env, saved.algo) else None
-    try:
-        default = default or default_config(known.env, known.algo, known.preset)
+        default = default or default_config(env, algo, preset)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

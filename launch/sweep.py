@@ -25,68 +25,31 @@ holds W&B sweep files (`wandb sweep launch/sweeps/wandb_*.yaml`) for W&B's onlin
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-import yaml
+import tyro
+
+from mjx_som.sweep import expand, load_grid
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    grid: tyro.conf.Positional[str]
+    """the sweep's YAML file"""
+    out: str = ""
+    """output folder (default runs/<name>)"""
+    parallel: int = 1
+    """runs at a time"""
+    dry_run: bool = False
+    """print the commands only"""
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KNOWN_KEYS = {"name", "envs", "algos", "seeds", "grid", "flags"}
-
-
-def load_grid(path: str) -> dict:
-    with open(path) as f:
-        spec = yaml.safe_load(f)
-    unknown = set(spec) - KNOWN_KEYS
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(KNOWN_KEYS))}")
-    for key in ("name", "envs", "algos"):
-        if not spec.get(key):
-            raise ValueError(f"{path}: '{key}' is required")
-    spec.setdefault("seeds", [0])
-    spec.setdefault("grid", {})
-    spec.setdefault("flags", {})
-    return spec
-
-
-def to_flags(settings: dict) -> list[str]:
-    """{"total_steps": 1000, "som.actor_hidden": [64, 64], "progress": False} -> CLI flags."""
-    flags = []
-    for key, value in settings.items():
-        name = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            head, _, field = name.rpartition(".")
-            flags.append(name if value else (f"{head}.no-{field}" if head else f"--no-{name[2:]}"))
-        elif isinstance(value, (list, tuple)):
-            flags += [name, *map(str, value)]
-        else:
-            flags += [name, str(value)]
-    return flags
-
-
-def expand(spec: dict, out: str) -> list[dict]:
-    """One {run_dir, args} per (env, algo, grid point, seed); "algo.field" grid axes and flags apply only
-    to that algo's runs (a run's CLI has its own algorithm's flags only)."""
-    runs = []
-    for env, algo in itertools.product(spec["envs"], spec["algos"]):
-        axes = {k: v for k, v in spec["grid"].items() if "." not in k or k.split(".")[0] == algo}
-        flags = {k: v for k, v in spec["flags"].items() if "." not in k or k.split(".")[0] == algo}
-        for values in itertools.product(*axes.values()):
-            point = dict(zip(axes, values, strict=True))
-            tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in point.items())
-            for seed in spec["seeds"]:
-                run_dir = os.path.join(out, f"{env.replace('/', '_')}-{algo}{tag}-s{seed}")
-                settings = {**flags, **point, "env": env, "algo": algo, "seed": seed, "run_dir": run_dir,
-                            "wandb_group": spec["name"]}  # fmt: skip
-                runs.append({"run_dir": run_dir, "args": to_flags(settings)})
-    return runs
-
-
 def launch(run: dict, slot: int, parallel: int, log_dir: str) -> int:
     env = dict(os.environ)
     if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
@@ -98,12 +61,7 @@ def launch(run: dict, slot: int, parallel: int, log_dir: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("grid", help="the sweep's YAML file")
-    parser.add_argument("--out", default="", help="output folder (default runs/<name>)")
-    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
-    args = parser.parse_args(argv)
+    args = tyro.cli(SweepOptions, args=argv, description=__doc__)
     spec = load_grid(args.grid)
     out = args.out or os.path.join("runs", spec["name"])
     runs = expand(spec, out)

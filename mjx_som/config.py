@@ -221,27 +221,84 @@ def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
     return dataclasses.replace(config, **{config.algo: dataclasses.replace(algo_config, **algo_updates)})
 
 
-def parse_settings(items: list[str]) -> dict:
-    """["total_steps=8192", "actor_hidden=[64, 64]"] -> {"total_steps": 8192, "actor_hidden": (64, 64)}
-    (values in YAML syntax; lists become tuples), for apply_overrides."""
-    import yaml
+def to_flags(settings: dict) -> list[str]:
+    """{"total_steps": 1000, "som.actor_hidden": [64, 64], "progress": False} -> launch/run.py's flags
+    (["--total-steps", "1000", "--som.actor-hidden", "64", "64", "--no-progress"])."""
+    flags = []
+    for key, value in settings.items():
+        name = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            head, _, tail = name.rpartition(".")
+            flags.append(name if value else (f"{head}.no-{tail}" if head else f"--no-{name[2:]}"))
+        elif isinstance(value, (list, tuple)):
+            flags += [name, *map(str, value)]
+        else:
+            flags += [name, str(value)]
+    return flags
 
-    settings = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected NAME=VALUE, e.g. actor_hidden=[64,64]")
-        settings[key.replace("-", "_")] = _tuples(yaml.safe_load(text))
-    return settings
+
+def flags_for_algo(flags: list[str], algo: str) -> list[str]:
+    """run.py flags without the other algorithms' (--dacer.* when algo is som), so that one list of flags
+    can serve runs of several algorithms (launch/probes.py, launch/bench.py, launch/sweep.py)."""
+    kept, keep = [], True
+    for token in flags:
+        if token.startswith("--"):
+            block = token[2:].split(".")[0] if "." in token else None
+            keep = block is None or block == algo or block not in agents.REGISTRY
+        if keep:
+            kept.append(token)
+    return kept
 
 
-def _tuples(value):
-    """Lists (at any depth, also inside dicts) as tuples: config fields hold tuples."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k.replace("-", "_"): _tuples(v) for k, v in value.items()}
-    return value
+@dataclass(frozen=True)
+class Selection:
+    """The flags launch/run.py reads before it can build its other flags (their defaults depend on them)."""
+
+    env: str = ""
+    algo: str = ""
+    preset: str = ""
+    resume: str = ""
+    coordinator: str = ""
+    num_processes: int = 1
+    process_id: int = 0
+
+
+def parse_selection(argv: list[str]) -> Selection:
+    """--env, --algo, --preset, --resume and the multi-host flags out of run.py's whole command line (the
+    rest is left for the full parse; --help too, which needs the chosen algorithm's flags)."""
+    import tyro
+
+    args = [a for a in argv if a not in ("-h", "--help")]
+    selection, _ = tyro.cli(Selection, args=args, return_unknown_args=True)
+    return selection
+
+
+# flags of earlier launch scripts and what replaced them (one override mechanism: run.py's flags)
+REPLACED_FLAGS = {
+    "--set": "run.py's own flags, e.g. --total-steps 96000 --som.alpha 10 (not --set total_steps=96000)",
+    "--train-batch-size": "--batch-size (run.py's flag)",
+}
+
+
+def check_replaced_flags(flags: list[str]) -> None:
+    """A ValueError naming the new form for flags earlier launch scripts had."""
+    for token in flags:
+        name = token.split("=")[0]
+        if name in REPLACED_FLAGS:
+            raise ValueError(f"{name} was replaced: use {REPLACED_FLAGS[name]}")
+
+
+def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto", prog: str | None = None):
+    """The RunConfig that `launch/run.py --env ENV --algo ALGO FLAGS` runs: the env's preset (resolve_config:
+    env may be a name or an environment object), then run.py's flags; other algorithms' flags are ignored
+    (flags_for_algo). A bad flag exits with tyro's message (status 2), as run.py does."""
+    import tyro
+
+    check_replaced_flags(list(flags))
+    default = resolve_config(env, algo, preset=preset)
+    cli = cli_class(algo)
+    parsed = tyro.cli(cli, args=flags_for_algo(list(flags), algo), default=cli(**vars(default)), prog=prog)
+    return to_run_config(parsed)
 
 
 def validate(config: RunConfig, env) -> None:

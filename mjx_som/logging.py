@@ -1,5 +1,5 @@
-"""Run records: metrics.jsonl (always), Weights & Biases (when enabled), returns.png, and a
-live progress bar. Training never depends on W&B: any W&B failure prints one warning and
+"""Run records: metrics.jsonl (always), Weights & Biases (when enabled) and a live progress bar
+(returns.png is drawn by mjx_som.plotting). Training never depends on W&B: any W&B failure prints one warning and
 the local files go on."""
 
 from __future__ import annotations
@@ -135,72 +135,6 @@ def read_metrics(run_dir: str) -> list[dict]:
                 raise ValueError(f"{path}, line {number}: not a JSON record ({e})") from e
             warnings.warn(f"{path}, line {number}: a partial last record (cut off mid-write) is left out", stacklevel=2)
     return records
-
-
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_returns(run_dir: str, title: str) -> str:
-    """returns.png: eval (and training) episode return against env steps."""
-    plt = pyplot()
-    records = read_metrics(run_dir)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, style in (("eval/episode_return", "o-"), ("train/episode_return", "-")):
-        points = [(r["env_steps"], r[key]) for r in records if r.get(key) is not None]
-        if points:
-            ax.plot(*zip(*points, strict=True), style, label=key, alpha=0.8)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path = os.path.join(run_dir, "returns.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def bandit_reward_image(env, side: int = 161) -> np.ndarray:
-    """A bandit's expected reward on a side x side grid over its action box [-1, 1]^2 (rows = y), for imshow."""
-    import jax.numpy as jnp
-
-    axis = np.linspace(-1.0, 1.0, side)
-    actions = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    return np.asarray(env.expected_reward(jnp.asarray(actions))).reshape(side, side)
-
-
-def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: str) -> str:
-    """returns.png for bandits: the reward heat map with where the raw one-step map sends noise
-    (left) and the acting best-of-N policy's actions (right), in env coordinates."""
-    import jax.numpy as jnp
-
-    plt = pyplot()
-    reward = bandit_reward_image(env)
-    extent = [float(env.low[0]), float(env.high[0]), float(env.low[1]), float(env.high[1])]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
-    for ax, actions, name in ((axes[0], raw_actions, "raw one-step map"), (axes[1], bon_actions, "best-of-N policy")):
-        ax.imshow(reward, origin="lower", extent=extent, cmap="viridis", alpha=0.85)
-        xy = np.asarray(env.scale_action(jnp.asarray(actions)))
-        ax.scatter(xy[:, 0], xy[:, 1], s=2, c="white", alpha=0.4)
-        if env.modes is not None:
-            for centre in env.modes:
-                ax.add_patch(plt.Circle(centre, env.mode_radius, fill=False, color="red", lw=1))
-        ax.set_title(name)
-        ax.set_aspect("equal")
-    fig.suptitle(title)
-    path = os.path.join(run_dir, "returns.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 class Progress:

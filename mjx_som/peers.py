@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import envs
 from mjx_som.benchmarks import device_name
 from mjx_som.config import RunConfig
-from mjx_som.logging import plot_returns
+from mjx_som.plotting import plot_returns
 
 BRAX_ALGO = "brax_sac"
 

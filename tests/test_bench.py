@@ -27,7 +27,8 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som,dacer", "--batch-sizes", "1,8",
                          "--num-envs", "8", "--repeats", "3", "--loop-iterations", "2", "--loop-repeats", "1",
                          "--buffer-size", "1000", "--scaling", "8", "--scaling-baseline", "dacer",
-                         "--set", "actor_hidden=[32]", "--set", "critic_hidden=[32]",
+                         "--som.actor-hidden", "32", "--som.critic-hidden", "32", "--dacer.actor-hidden", "32",
+                         "--dacer.critic-hidden", "32",
                          "--json", str(out), "--out-dir", str(tmp_path)])  # fmt: skip
     records = json.loads(out.read_text())
     algo_rows = [r for r in records if r["kind"] == "algo"]
@@ -42,6 +43,21 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     assert dacer["diffusion_steps"] == 20 and dacer["num_candidates"] == 1
     assert [r["algo"] for r in records if r["kind"] == "scaling"] == ["som", "dacer"]
     assert (tmp_path / "bench.png").stat().st_size > 0 and (tmp_path / "bench_scaling.png").stat().st_size > 0
+
+
+def test_bench_takes_run_flags_and_names_replaced_ones(monkeypatch, capsys):
+    """Settings reach bench.py as launch/run.py's flags (checked before anything compiles); --set, its
+    earlier mechanism, fails naming what replaced it."""
+    import pytest
+
+    for argv, message in (
+        (["--set", "total_steps=5"], "--set was replaced: use run.py's own flags"),
+        (["--train-batch-size", "256"], "--train-batch-size was replaced: use --batch-size"),
+        (["--som.num-sample", "3"], "--som.num-samples"),  # tyro's suggestion for a misspelt flag
+    ):
+        with pytest.raises(SystemExit) as stop:
+            _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som", *argv])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_dipo_update_is_timed_with_its_improve_step():

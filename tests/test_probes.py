@@ -1,10 +1,8 @@
 """Mechanism probes (issue 7): the analytic mixture score they compare against is itself right, the
-estimator agrees with it, and launch/probes.py runs at tiny sizes and writes its files."""
+estimator agrees with it, and the probes (mjx_som.probe_suite) run at tiny sizes and write their files."""
 
 import json
-import runpy
 import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +10,11 @@ import numpy as np
 import pytest
 
 from mjx_som import agents
+from mjx_som.config import to_flags
 from mjx_som.logging import read_metrics
+from mjx_som.probe_suite import ProbeOptions, run_probes
 from mjx_som.probes import cosine, estimated_score, gmm_log_density, gmm_noised_score
+from mjx_som.runstore import RunStore
 from mjx_som.score import ScoreConfig, path_coefficients
 
 MEANS = jnp.array([[0.7, 0.0], [0.0, 0.7], [-0.7, 0.0], [0.0, -0.7]])
@@ -64,18 +65,18 @@ def test_sample_starts_from_the_given_noise(algo):
     assert not np.allclose(sample(state, obs, key, noise + 1.0), sample(state, obs, key))
 
 
-def test_probes_command_writes_its_files(tmp_path, monkeypatch):
+def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     out = tmp_path / "probes"
     runs = out / "runs"
     learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-mfp-s0"
-    sets = ["total_steps=8192", "learning_starts=1024", "buffer_size=8192", "log_every=4096",
-            "checkpoint_every=4096", "actor_hidden=[32]", "critic_hidden=[32]"]  # fmt: skip
-    set_flags = [a for item in sets for a in ("--set", item)]
-    argv = ["--out", str(out), "--quick", "--bandits", "bandit/eight_gaussians", "--methods", "som,mfp", "--seeds", "0",
-            "--noise-scales", "0", "--qdiag-runs", learned_runs, *set_flags]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", ["probes.py", *argv])
-    module = runpy.run_path("launch/probes.py", run_name="not_main")
-    results = module["main"](argv)
+    settings = {"total_steps": 8192, "learning_starts": 1024, "buffer_size": 8192, "log_every": 4096,
+                "checkpoint_every": 4096, **{f"{a}.{n}": [32] for a in ("som", "mfp") for n in ("actor_hidden",
+                "critic_hidden")}}  # fmt: skip
+    flags = to_flags(settings)  # run.py's flags; each run takes its own algorithm's
+    options = ProbeOptions(out=str(out), quick=True, bandits="bandit/eight_gaussians", methods="som,mfp", seeds="0",
+                           noise_scales="0", qdiag_runs=learned_runs)  # fmt: skip
+    options.check(flags)
+    results = run_probes(options, flags)
     assert set(results) == {"score", "ablation", "learned", "noise", "qdiag"}
     assert json.loads((out / "probes.json").read_text()).keys() == results.keys()
     for name in ("score_estimate.png", "estimator_ablation.png", "transport_eight_gaussians.png", "critic_noise.png",
@@ -85,6 +86,8 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     for method in ("som", "mfp"):
         learned = results["learned"][f"bandit/eight_gaussians {method}"]
         assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
+    mfp_config = json.loads((runs / "bandit_eight_gaussians-mfp-s0" / "config.json").read_text())
+    assert mfp_config["mfp"]["actor_hidden"] == [32] and "som" not in mfp_config
     # sigma = 0 reuses the learned probe's SOM run (the noisy-reward env itself: tests/test_bandits.py)
     noiseless = results["noise"]["levels"]["reward_noise=0"]
     learned_som = results["learned"]["bandit/eight_gaussians som"]["runs"][0]
@@ -95,19 +98,27 @@ def test_probes_command_writes_its_files(tmp_path, monkeypatch):
     qdiag = results["qdiag"]
     assert len(qdiag["values"]) == 4 and min(qdiag["candidate_spread"].values()) > 0
     # a finished run with the same config is reused, not trained again; --no-train takes the runs as they are
-    settings = module["parse_settings"](sets)
     summary = json.loads((runs / "bandit_eight_gaussians-som-s0" / "summary.json").read_text())
-    assert module["RunStore"](str(runs)).summary("bandit/eight_gaussians", "som", 0, **settings) == summary
-    assert module["RunStore"](str(runs), train=False).summary("bandit/eight_gaussians", "som", 0) == summary
-    assert module["RunStore"](str(runs), train=False).seeds("bandit/eight_gaussians", "som", [0, 1]) == [0]
+    assert RunStore(str(runs)).summary("bandit/eight_gaussians", "som", 0, flags) == summary
+    assert RunStore(str(runs), train=False).summary("bandit/eight_gaussians", "som", 0) == summary
+    assert RunStore(str(runs), train=False).seeds("bandit/eight_gaussians", "som", [0, 1]) == [0]
     # a run of another config is refused by name, and nothing in the folder is deleted
     som_dir = runs / "bandit_eight_gaussians-som-s0"
     (som_dir / "notes.txt").write_text("mine")
+    other = to_flags({**settings, "log_every": 2048})
     with pytest.raises(SystemExit, match=r"--log-every 2048 \(the run has 4096\).*Nothing was deleted"):
-        module["RunStore"](str(runs)).summary("bandit/eight_gaussians", "som", 0, **{**settings, "log_every": 2048})
+        RunStore(str(runs)).summary("bandit/eight_gaussians", "som", 0, other)
     assert (som_dir / "notes.txt").read_text() == "mine" and (som_dir / "summary.json").exists()
     # an interrupted run is resumed from its checkpoint, not retrained into the same folder
     shutil.rmtree(som_dir / "checkpoints" / "8192")
     (som_dir / "summary.json").unlink()
-    resumed = module["RunStore"](str(runs)).summary("bandit/eight_gaussians", "som", 0, **settings)
+    resumed = RunStore(str(runs)).summary("bandit/eight_gaussians", "som", 0, flags)
     assert resumed["env_steps"] == 8192 and [r["env_steps"] for r in read_metrics(str(som_dir))] == [4096, 8192]
+
+
+def test_probe_options_refuse_what_the_probes_choose():
+    for flags, message in ((["--env", "Hopper-v4"], "use --bandits"), (["--set", "w=3"], "--set was replaced")):
+        with pytest.raises(ValueError, match=message):
+            ProbeOptions(probes="score").check(flags)
+    with pytest.raises(ValueError, match="--probes: unknown scores"):
+        ProbeOptions(probes="scores").check([])

@@ -1,11 +1,14 @@
-"""launch/sweep.py runs a 2 x 2 grid of tiny runs; launch/report.py turns them into the table and plot."""
+"""launch/sweep.py runs a 2 x 2 grid of tiny runs; mjx_som.report turns them into the table and plot."""
 
 import json
-import runpy
+import subprocess
 import sys
 
 import pytest
 import yaml
+
+from mjx_som.report import write_report
+from mjx_som.sweep import expand, load_grid
 
 TINY_FLAGS = dict(
     num_envs=8, total_steps=1200, log_every=400, eval_every=400, batch_size=32, learning_starts=64,
@@ -25,16 +28,10 @@ def _flat(flags):
     return out
 
 
-def _script(path, argv, monkeypatch):
-    monkeypatch.setattr(sys, "argv", [path, *argv])
-    return runpy.run_path(path, run_name="not_main")["main"](argv)
-
-
 def test_grid_expands_per_algo_axes(tmp_path):
-    sweep = runpy.run_path("launch/sweep.py", run_name="not_main")
     spec = {"name": "g", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"], "seeds": [0, 1],
             "grid": {"som.w": [3.0, 5.0], "batch_size": [32, 64]}, "flags": {"progress": False}}  # fmt: skip
-    runs = sweep["expand"](spec, "out")
+    runs = expand(spec, "out")
     assert len(runs) == (2 * 2 + 2) * 2  # som: w x batch; mfp: batch only; x 2 seeds
     som = next(r for r in runs if "-som-" in r["run_dir"])
     assert som["run_dir"] == "out/bandit_eight_gaussians-som-w=3.0-batch_size=32-s0"
@@ -43,16 +40,16 @@ def test_grid_expands_per_algo_axes(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "envs": ["a"], "algos": ["som"], "algo": 1}))
     with pytest.raises(ValueError, match=r"unknown keys \['algo'\]"):
-        sweep["load_grid"](str(bad))
+        load_grid(str(bad))
 
 
-def test_sweep_then_report(tmp_path, monkeypatch):
+def test_sweep_then_report(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({"name": "tiny", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"],
                                     "seeds": [0, 1], "flags": _flat(TINY_FLAGS)}))  # fmt: skip
     out = tmp_path / "sweep"
-    code = _script("launch/sweep.py", [str(grid), "--out", str(out), "--parallel", "2"], monkeypatch)
-    assert code == 0, [p.read_text()[-2000:] for p in (out / "logs").iterdir()]
+    sweep = subprocess.run([sys.executable, "launch/sweep.py", str(grid), "--out", str(out), "--parallel", "2"])
+    assert sweep.returncode == 0, [p.read_text()[-2000:] for p in (out / "logs").iterdir()]
     run_dirs = sorted(p for p in out.iterdir() if p.name != "logs")
     assert [p.name for p in run_dirs] == [
         "bandit_eight_gaussians-mfp-s0", "bandit_eight_gaussians-mfp-s1",
@@ -60,7 +57,7 @@ def test_sweep_then_report(tmp_path, monkeypatch):
     ]  # fmt: skip
     assert json.loads((run_dirs[0] / "config.json").read_text())["wandb_group"] == "tiny"
     report_dir = tmp_path / "report"
-    report = _script("launch/report.py", [*map(str, out.iterdir()), "--out", str(report_dir)], monkeypatch)
+    report = write_report([str(p) for p in out.iterdir()], str(report_dir))
     entries = report["bandit/eight_gaussians"]
     assert set(entries) == {"som", "mfp"} and all(e["seeds"] == 2 for e in entries.values())
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs if "-som-" in d.name]

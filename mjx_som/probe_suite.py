@@ -1,0 +1,456 @@
+"""The mechanism probes (launch/probes.py is their CLI): pictures and numbers that show what SOM's actor
+does on 2-D bandits. Each probe writes its PNG into `out` and returns its numbers; summary_markdown
+turns them into tables. The field tools they use: mjx_som/probes.py; their figures: mjx_som/plotting.py;
+their training runs: mjx_som/runstore.py.
+
+- score: SOM's estimated score against the analytic noised score of a Gaussian-mixture target.
+- ablation: the transport of the estimated field itself with the TRUE reward as Q (no learning), by K,
+  alpha and the paper's literal estimator (idem, VP path) by w.
+- learned: training runs per bandit, method and seed: coverage (mean ± std over seeds) and a transport
+  picture per bandit.
+- noise: SOM trained on noisy rewards: coverage, the learned Q against the true reward and the velocity
+  the learned Q induces against the true reward's.
+- qdiag: Q diagnostics on a locomotion task from checkpoints (candidates scored by every run's critic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs
+from mjx_som import plotting
+from mjx_som.api import load
+from mjx_som.config import check_replaced_flags, config_from_flags, to_flags
+from mjx_som.probes import (
+    candidates,
+    cosine,
+    estimated_score,
+    gmm_log_density,
+    gmm_noised_score,
+    integrate_field,
+    q_values,
+    square_grid,
+    transport,
+    velocity_field,
+)
+from mjx_som.runstore import RunStore
+from mjx_som.score import ScoreConfig, path_coefficients
+
+PROBES = ("score", "ablation", "learned", "noise", "qdiag")
+COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction")
+
+
+def mean_std(summaries: list[dict], keys) -> dict:
+    values = {k: np.asarray([s[k] for s in summaries], float) for k in keys}
+    return {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+
+
+def bandit_q(bandit, reward_scale: float):
+    """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
+    return lambda actions: reward_scale * bandit.expected_reward(actions)
+
+
+def probe_score(out: str, quick: bool) -> dict:
+    """Estimated vs analytic score for the mixture of eight_gaussians' four high modes (std 0.1)."""
+    bandit = envs.make("bandit/eight_gaussians")
+    means = jnp.asarray(bandit.modes)  # agent coordinates: this bandit's box is [-1, 1]^2
+    std0, weights = jnp.full(len(means), 0.1), jnp.full(len(means), 1.0 / len(means))
+    config = ScoreConfig(temperature="fixed", num_samples=32 if quick else 100)
+    q_fn = jax.vmap(lambda a: gmm_log_density(a, means, std0, weights) / config.alpha)
+    times = (0.2, 0.8) if quick else (0.1, 0.3, 0.6, 0.9)
+    side = 9 if quick else 41
+    grid = square_grid(side, 1.5)
+    results, fields = {}, []
+    for t in times:
+        true = jax.vmap(lambda a, t=t: gmm_noised_score(a, t, means, std0, weights, config))(grid)
+        keys = jax.random.split(jax.random.PRNGKey(0), grid.shape[0])
+        est = jax.vmap(lambda k, a, t=t: estimated_score(k, q_fn, a, jnp.asarray(t), config))(keys, grid)
+        signal, noise = path_coefficients(jnp.asarray(t), config)
+        spread = jnp.sqrt(signal**2 * 0.01 + noise**2)
+        near = jnp.min(jnp.linalg.norm(grid[:, None] - signal * means[None], axis=-1), axis=1) <= 2 * spread
+        cos = cosine(est, true)
+        relative_error = jnp.linalg.norm(est - true, axis=-1) / (jnp.linalg.norm(true, axis=-1) + 1e-8)
+        results[f"t={t}"] = {
+            "cosine_near_modes": float(jnp.mean(cos[near])),
+            "cosine_far": float(jnp.mean(cos[~near])) if bool(jnp.any(~near)) else None,
+            "median_relative_error": float(jnp.median(relative_error)),
+            "points_near": int(jnp.sum(near)),
+            "points_far": int(jnp.sum(~near)),
+        }
+        fields.append((t, np.asarray(true), np.asarray(est)))
+    path = os.path.join(out, "score_estimate.png")
+    plotting.score_directions(path, np.asarray(grid), side, fields, results, config.num_samples)
+    return {"num_samples": config.num_samples, "times": results}
+
+
+def probe_ablation(out: str, quick: bool) -> dict:
+    """Coverage of the integrated estimated field on eight_gaussians with its true reward as Q."""
+    bandit = envs.make("bandit/eight_gaussians")
+    q_fn = bandit.expected_reward
+    samples, steps = (128, 20) if quick else (2048, 100)
+    w_values = (5.0,) if quick else (1.0, 5.0, 20.0)
+    settings = {
+        "K": [(k, ScoreConfig(num_samples=k)) for k in ((8,) if quick else (8, 32, 100, 300))],
+        "alpha": [(a, ScoreConfig(temperature="fixed", alpha=a)) for a in (() if quick else (3.0, 10.0, 30.0, 100.0))],
+        "w (idem, vp)": [(w, ScoreConfig(estimator="idem", path="vp", w=w)) for w in w_values],
+    }
+    results, pictures = {}, []
+    for axis, configs in settings.items():
+        for value, config in configs:
+            if quick:
+                config = dataclasses.replace(config, num_samples=min(config.num_samples, 32))
+            actions = integrate_field(jax.random.PRNGKey(1), q_fn, samples, 2, config, steps)
+            stats = bandit.mode_stats(jnp.clip(actions, -1.0, 1.0))
+            stats["outside_box_fraction"] = float(jnp.mean(jnp.any(jnp.abs(actions) > 1.5, axis=-1)))
+            results[f"{axis}={value}"] = stats
+            pictures.append((f"{axis} = {value}", np.asarray(actions), stats))
+    title = "the estimated field integrated from noise, true Q (no learning)"
+    plotting.field_samples(os.path.join(out, "estimator_ablation.png"), bandit, pictures, title)
+    return {"samples": samples, "euler_steps": steps, "settings": results}
+
+
+def field_transport(bandit, q_fn, score_config, noise, quick) -> tuple[dict, jax.Array]:
+    """SOM's target field for Q = q_fn integrated from noise (mjx_som.probes.integrate_field): coverage
+    of 2048 random draws, and where it sends the noise points [P, 2] (clipped to the box)."""
+    steps = 20 if quick else 100
+    samples = integrate_field(jax.random.PRNGKey(1), q_fn, 128 if quick else 2048, 2, score_config, steps)
+    stats = {**bandit.mode_stats(jnp.clip(samples, -1.0, 1.0)), "num_high_modes": bandit.modes.shape[0]}
+    grid = integrate_field(jax.random.PRNGKey(1), q_fn, noise.shape[0], 2, score_config, steps, noise)
+    return stats, jnp.clip(grid, -1.0, 1.0)
+
+
+def probe_learned(out, runs: RunStore, bandits, methods, seeds, flags, quick) -> dict:
+    """Training runs: coverage per (bandit, method) over seeds (mean ± std) and one transport picture
+    per bandit with every method side by side (its first seed). flags: run.py's, over the bandit preset."""
+    results = {}
+    for bandit_name in bandits:
+        bandit = envs.make(bandit_name)
+        first, first_seed = {}, {}
+        for method in methods:
+            summaries = []
+            method_seeds = runs.seeds(bandit_name, method, seeds)
+            first_seed[method] = method_seeds[0]
+            for seed in method_seeds:
+                summary = runs.summary(bandit_name, method, seed, flags)
+                summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s", "num_high_modes")})
+            first[method] = summaries[0]
+            results[f"{bandit_name} {method}"] = {
+                "runs": summaries,
+                **mean_std(summaries, COVERAGE_KEYS),
+                "num_high_modes": bandit.modes.shape[0],
+            }
+        # SOM's target field integrated from noise, with the TRUE reward as Q (what a perfect learner would
+        # reproduce) and with SOM's learned critic (what its actor is asked to reproduce)
+        noise = square_grid(15 if quick else 41, 2.5)
+        noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
+        som_config = config_from_flags(bandit_name, "som", flags)
+        score_config = som_config.som.score_config()
+        fields = {"SOM's target field, true Q": bandit_q(bandit, som_config.reward_scale)}
+        maps = {}
+        for m in methods:
+            loaded = runs.load(bandit_name, m, first_seed[m])
+            maps[m] = transport(loaded, noise, jax.random.PRNGKey(0))
+            if m == "som":
+                learned_q = functools.partial(q_values, loaded, jnp.zeros((1, bandit.observation_size)))
+                fields[f"SOM's target field, its learned Q (seed {first_seed[m]})"] = learned_q
+        field_maps = {}
+        for title, q_fn in fields.items():
+            stats, field_maps[title] = field_transport(bandit, q_fn, score_config, noise, quick)
+            first[title] = stats
+            results[f"{bandit_name} {title}"] = {
+                "runs": [stats],
+                **mean_std([stats], COVERAGE_KEYS[:2]),
+                "num_high_modes": stats["num_high_modes"],
+            }
+        path = os.path.join(out, f"transport_{bandit_name.split('/')[-1]}.png")
+        plotting.transport_maps(path, bandit, {**field_maps, **maps}, first, noise)
+    return results
+
+
+def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, flags, quick) -> dict:
+    """SOM trained on observed rewards with N(0, scale^2) noise: per scale, coverage over seeds, the
+    learned Q against the true reward, and the target velocity the learned Q induces against the one
+    the true reward induces (mean cosine on a grid of a_t, per t). Picture: per scale (rows) the learned
+    Q field, the induced velocity at a few t and the raw map's samples."""
+    base = envs.make(bandit_name)
+    times = (0.2, 0.6) if quick else (0.1, 0.3, 0.6)
+    side = 9 if quick else 25
+    box = square_grid(side, 1.0)  # agent coordinates
+    points = 1.5 * box  # where a_t lives (wider than the box at larger t)
+    results, rows = {}, []
+    for scale in scales:
+        bandit = base.with_reward_noise(scale)
+        summaries = []
+        for seed in seeds:
+            summary = runs.summary(bandit, "som", seed, flags)
+            summaries.append({k: summary[k] for k in (*COVERAGE_KEYS, "env_steps", "walltime_s")})
+        run_ = runs.load(bandit, "som", seeds[0])
+        q = q_values(run_, jnp.zeros((1, bandit.observation_size)), box)
+        centres = jnp.asarray(bandit.modes)  # env coordinates == agent coordinates on these bandits' [-1, 1] box
+        in_modes = jnp.min(jnp.linalg.norm(box[:, None] - centres[None], axis=-1), axis=1) <= bandit.mode_radius
+        true_q_fn = bandit_q(bandit, run_.config.reward_scale)
+        true_q = true_q_fn(box)
+        fields, agreement = [], {}
+        for t in times:
+            key = jax.random.PRNGKey(int(1000 * t))  # the same proposals for both fields
+            learned_v = velocity_field(run_, points, t, key)
+            true_v = velocity_field(run_, points, t, key, q_fn=true_q_fn)
+            agreement[f"t={t}"] = float(jnp.mean(cosine(learned_v, true_v)))
+            fields.append((t, np.asarray(learned_v)))
+        noise = jax.random.normal(jax.random.PRNGKey(3), (2048, bandit.action_size))
+        samples = np.asarray(transport(run_, noise, jax.random.PRNGKey(4)))
+        level = {
+            "runs": summaries,
+            **mean_std(summaries, COVERAGE_KEYS),
+            "num_high_modes": base.modes.shape[0],
+            "q_rmse_seed0": float(jnp.sqrt(jnp.mean(jnp.square(q - true_q)))),
+            "q_rmse_in_modes_seed0": float(jnp.sqrt(jnp.mean(jnp.square(q - true_q)[in_modes]))),
+            "q_corr_seed0": float(np.corrcoef(np.asarray(q), np.asarray(true_q))[0, 1]),
+            "velocity_cosine_learned_vs_true_q_seed0": agreement,
+        }
+        results[f"reward_noise={scale:g}"] = level
+        rows.append((scale, np.asarray(q).reshape(side, side), fields, samples, level))
+    title = f"SOM on {bandit_name} with noisy rewards (seed {seeds[0]})"
+    plotting.critic_noise(os.path.join(out, "critic_noise.png"), base, rows, np.asarray(points), side, title)
+    return {"bandit": bandit_name, "times": list(times), "levels": results}
+
+
+# CPU-sized locomotion runs for the Q diagnostics (docs/benchmarks.md's short HalfCheetah run)
+QDIAG_RUN = dict(
+    num_envs=32,
+    total_steps=96_000,
+    batch_size=256,
+    updates_per_step=8,
+    learning_starts=8_000,
+    log_every=8_000,
+    eval_every=16_000,
+    eval_episodes=4,
+)
+QDIAG_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu")
+QDIAG_QUICK_RUN = dict(
+    QDIAG_RUN,
+    num_envs=4,
+    total_steps=512,
+    learning_starts=256,
+    log_every=256,
+    eval_every=512,
+    eval_episodes=2,
+    updates_per_step=1,
+    batch_size=32,
+)
+
+
+def qdiag_flags(method: str, quick: bool) -> list[str]:
+    """run.py's flags of the qdiag probe's own run of `method` (SOM: K = 32 Monte-Carlo proposals)."""
+    networks = dict(actor_hidden=(16,), critic_hidden=(16,)) if quick else QDIAG_NETWORKS
+    algo = {**networks, **({"num_samples": 32} if method == "som" else {})}
+    return to_flags({**(QDIAG_QUICK_RUN if quick else QDIAG_RUN), **{f"{method}.{k}": v for k, v in algo.items()}})
+
+
+def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
+    """Q diagnostics on shared states: per run (default: `methods` trained on env_name with qdiag_flags),
+    N raw candidates per state scored by every run's critic (mean and std of Q over the candidates, per
+    state: box plots), their spread, and a PCA of the candidates of a few states."""
+    if not run_dirs:
+        run_dirs = []
+        for method in methods:
+            runs.summary(env_name, method, 0, qdiag_flags(method, quick))
+            run_dirs.append(runs.path(env_name, method, 0))
+    loaded = [load(d) for d in run_dirs]
+    algos = [r.config.algo for r in loaded]
+    labels = [
+        algo if algos.count(algo) == 1 else f"{algo} ({os.path.basename(d)})"
+        for algo, d in zip(algos, run_dirs, strict=True)
+    ]
+    replay = loaded[0].state.replay
+    rows = jax.random.randint(jax.random.PRNGKey(0), (num_states,), 0, int(replay.size))
+    states = replay.data.obs[rows]  # raw observations visited by the first run
+    cands = {
+        label: candidates(r, states, r.config.algo_config().num_candidates, jax.random.PRNGKey(1 + i))
+        for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
+    }  # [S, N, A] each
+    values, stats = {}, {}
+    for critic_label, critic_run in zip(labels, loaded, strict=True):
+        for label, c in cands.items():
+            q = np.asarray(q_values(critic_run, states[:, None, :], c))  # [S, N]
+            values[(critic_label, label)] = q
+            stats[f"critic {critic_label}, candidates {label}"] = {
+                "q_mean": float(q.mean()),
+                "q_std_within_state": float(q.std(axis=1).mean()),
+                "q_best_minus_mean": float((q.max(axis=1) - q.mean(axis=1)).mean()),
+            }
+    spread = {
+        label: float(np.linalg.norm(c - c.mean(axis=1, keepdims=True), axis=-1).mean())
+        for label, c in ((k, np.asarray(v)) for k, v in cands.items())
+    }
+    title = f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay"
+    shares = plotting.q_diagnostics(os.path.join(out, "q_diagnostics.png"), values, cands, labels, title)
+    return {
+        "env": loaded[0].config.env,
+        "runs": dict(zip(labels, run_dirs, strict=True)),
+        "num_states": num_states,
+        "env_steps": {label: r.env_steps for label, r in zip(labels, loaded, strict=True)},
+        "eval_return": {label: _last_eval(d) for label, d in zip(labels, run_dirs, strict=True)},
+        "values": stats,
+        "candidate_spread": spread,
+        "pca_variance_share": shares,
+    }
+
+
+def _last_eval(run_dir: str):
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        return json.load(f).get("eval/episode_return")
+
+
+def summary_markdown(results: dict) -> str:
+    lines = []
+
+    def cell(r, k, f):
+        return f"{r[k]['mean']:{f}} ± {r[k]['std']:{f}}"
+
+    if "score" in results:
+        lines += ["## score", "| t | cosine near modes | cosine far | median relative error |", "|---|---|---|---|"]
+        for t, r in results["score"]["times"].items():
+            far = "—" if r["cosine_far"] is None else f"{r['cosine_far']:.3f}"
+            lines.append(f"| {t[2:]} | {r['cosine_near_modes']:.3f} | {far} | {r['median_relative_error']:.3f} |")
+    if "ablation" in results:
+        lines += ["", "## ablation", "| setting | modes covered | in high modes | |a| > 1.5 |", "|---|---|---|---|"]
+        for name, r in results["ablation"]["settings"].items():
+            lines.append(f"| {name} | {r['modes_covered']} / {r['num_high_modes']} | {r['high_reward_fraction']:.3f} | "
+                         f"{r['outside_box_fraction']:.3f} |")  # fmt: skip
+    if "learned" in results:
+        lines += ["", "## learned", "| bandit, method | raw map: modes | raw map: in high modes | best-of-N: modes |"
+                  " best-of-N: in high modes | seeds |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, r in results["learned"].items():
+            bon = (
+                "— | —"
+                if "bon_modes_covered" not in r
+                else (f"{cell(r, 'bon_modes_covered', '.1f')} | {cell(r, 'bon_high_reward_fraction', '.3f')}")
+            )
+            lines.append(f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
+                         f"{cell(r, 'high_reward_fraction', '.3f')} | {bon} | {len(r['runs'])} |")  # fmt: skip
+    if "noise" in results:
+        times = results["noise"]["times"]
+        lines += ["", f"## noise ({results['noise']['bandit']}, SOM)",
+                  "| reward noise std | raw map: modes | raw map: in high modes | best-of-N: in high modes | "
+                  "learned Q RMSE: in high modes, box (seed 0) | "
+                  + " | ".join(f"velocity cosine t={t}" for t in times) + " |",
+                  "|---" * (5 + len(times)) + "|"]  # fmt: skip
+        for name, r in results["noise"]["levels"].items():
+            cos = " | ".join(f"{r['velocity_cosine_learned_vs_true_q_seed0'][f't={t}']:.3f}" for t in times)
+            lines.append(f"| {name.split('=')[1]} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
+                         f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | "
+                         f"{r['q_rmse_in_modes_seed0']:.3f}, {r['q_rmse_seed0']:.3f} | {cos} |")  # fmt: skip
+    if "qdiag" in results:
+        r = results["qdiag"]
+        lines += ["", f"## qdiag ({r['env']}, {r['num_states']} states)",
+                  "| critic, candidates | mean Q | std of Q within a state | best minus mean |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, v in r["values"].items():
+            lines.append(
+                f"| {name} | {v['q_mean']:.3f} | {v['q_std_within_state']:.3f} | {v['q_best_minus_mean']:.3f} |"
+            )
+        spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
+        lines += ["", f"candidate spread (mean distance to the state's candidate mean): {spread}; "
+                  f"eval returns: {r['eval_return']}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeOptions:
+    """What launch/probes.py runs; any other flag is one of launch/run.py's (the learned, noise and qdiag
+    runs' settings over the env's preset, e.g. --total-steps 96000 --som.alpha 10)."""
+
+    out: str = "docs/probes"
+    """output folder"""
+    runs: str = ""
+    """folder of the probes' training runs (default OUT/runs); finished runs with the same config are reused"""
+    probes: str = ",".join(PROBES)
+    """comma-separated, from: score, ablation, learned, noise, qdiag"""
+    bandits: str = ",".join(envs.bandits.BANDITS)
+    """bandits of the learned probe"""
+    methods: str = "som,mfp,dacer,sdac"
+    """algorithms of the learned probe"""
+    seeds: str = "0,1,2"
+    """seeds of the learned and noise probes"""
+    noise_bandit: str = "bandit/eight_gaussians"
+    """bandit of the noise probe"""
+    noise_scales: str = "0,0.3,1"
+    """reward noise stds of the noise probe"""
+    qdiag_env: str = "HalfCheetah-v4"
+    """env of the qdiag probe's own runs"""
+    qdiag_methods: str = "som,mfp"
+    """algorithms of the qdiag probe's own runs"""
+    qdiag_runs: str = ""
+    """qdiag: comma-separated run directories to compare instead of training its own (any env; states come
+    from the first run's replay)"""
+    train: bool = True
+    """--no-train: build the tables and pictures from the finished runs in --runs as they are (their env
+    steps are in the table), training none"""
+    quick: bool = False
+    """tiny sizes (for the tests)"""
+
+    def check(self, flags: list[str]) -> None:
+        """A ValueError naming the flag for an unknown probe or algorithm, or a run flag the probes set."""
+        from mjx_som import agents
+
+        unknown = [p for p in self.probes.split(",") if p and p not in PROBES]
+        if unknown:
+            raise ValueError(f"--probes: unknown {', '.join(unknown)}; choose from: {', '.join(PROBES)}")
+        for algo in self.methods.split(",") + self.qdiag_methods.split(","):
+            agents.config_class(algo)
+        check_replaced_flags(flags)
+        for algo in self.methods.split(","):  # run.py's flags parse (tyro exits with status 2 naming a bad one)
+            config_from_flags(self.bandits.split(",")[0], algo, flags)
+        chosen = {"--env": "--bandits", "--algo": "--methods", "--seed": "--seeds", "--run-dir": "--runs"}
+        for flag in flags:
+            if flag.split("=")[0] in chosen:
+                raise ValueError(f"{flag}: the probes choose it (use {chosen[flag.split('=')[0]]})")
+
+
+def run_probes(options: ProbeOptions, flags: list[str]) -> dict:
+    """Runs options.probes, merging their numbers into OUT/probes.json (earlier probes kept) and writing
+    OUT/summary.md; returns the merged results."""
+    import time
+
+    os.makedirs(options.out, exist_ok=True)
+    runs = RunStore(options.runs or os.path.join(options.out, "runs"), train=options.train)
+    path = os.path.join(options.out, "probes.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    seeds = [int(s) for s in options.seeds.split(",")]
+    methods = options.methods.split(",")
+    for probe in [p for p in options.probes.split(",") if p]:
+        start = time.perf_counter()
+        if probe == "score":
+            results["score"] = probe_score(options.out, options.quick)
+        elif probe == "ablation":
+            results["ablation"] = probe_ablation(options.out, options.quick)
+        elif probe == "learned":
+            bandits = options.bandits.split(",")
+            learned = probe_learned(options.out, runs, bandits, methods, seeds, flags, options.quick)
+            results["learned"] = {**results.get("learned", {}), **learned}
+        elif probe == "noise":
+            scales = [float(x) for x in options.noise_scales.split(",")]
+            results["noise"] = probe_noise(options.out, runs, options.noise_bandit, scales, seeds, flags, options.quick)
+        else:
+            run_dirs = [d for d in options.qdiag_runs.split(",") if d]
+            qdiag_methods = options.qdiag_methods.split(",")
+            results["qdiag"] = probe_qdiag(options.out, runs, run_dirs, options.qdiag_env, qdiag_methods, options.quick)
+        print(f"probe {probe}: {time.perf_counter() - start:.0f} s", flush=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    summary = summary_markdown(results)
+    with open(os.path.join(options.out, "summary.md"), "w") as f:
+        f.write(summary)
+    print(summary)
+    return results
