@@ -21,9 +21,8 @@ import tyro
 
 import envs
 from mjx_som import agents, api
-from mjx_som.benchmarks import device_name
 from mjx_som.config import RunConfig, cli_class, default_config, load_config, parse_selection, to_run_config
-from mjx_som.sharding import init_distributed
+from mjx_som.sharding import device_name, init_distributed
 
 
 def main(argv: list[str] | None = None) -> int:

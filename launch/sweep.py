@@ -50,6 +50,8 @@ class SweepOptions:
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def launch(run: dict, slot: int, parallel: int, log_dir: str) -> int:
     env = dict(os.environ)
     if parallel > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:

@@ -71,12 +71,6 @@ def env_throughput(env, num_envs: int, steps_per_call: int = 100, repeats: int =
     return {"num_envs": num_envs, "env_steps_per_s": float(rates.mean()), "env_steps_per_s_std": float(rates.std())}
 
 
-def device_name() -> str:
-    """The name users see for the default device, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
-    device = jax.devices()[0]
-    return "cpu" if device.platform == "cpu" else device.device_kind
-
-
 def _ms(seconds: np.ndarray) -> tuple[float, float]:
     return float(seconds.mean() * 1e3), float(seconds.std() * 1e3)
 

@@ -26,10 +26,10 @@ from mjx_som.agents import (
     SOMConfig,
 )  # fmt: skip
 from mjx_som.agents.base import EnvSpec
-from mjx_som.benchmarks import device_name
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.logging import flatten_config, resolve_wandb_mode
 from mjx_som.replay import replay_bytes
+from mjx_som.sharding import device_name
 from mjx_som.trainer import TrainerConfig
 
 MATMUL_PRECISIONS = ("highest", "high", "default")

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 
 import envs
-from mjx_som.benchmarks import device_name
 from mjx_som.config import RunConfig
 from mjx_som.plotting import plot_returns
+from mjx_som.sharding import device_name
 
 BRAX_ALGO = "brax_sac"
 

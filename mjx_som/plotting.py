@@ -78,8 +78,6 @@ def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: st
     return path
 
 
-
-
 def _save(fig, path: str, dpi: int) -> None:
     plt = pyplot()
     fig.tight_layout()

@@ -25,12 +25,11 @@ import envs
 from envs.bandits import Bandit
 from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
-from mjx_som.benchmarks import device_name
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import RunConfig, check_resume, config_to_dict, validate
 from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
 from mjx_som.plotting import plot_bandit_transport, plot_returns
-from mjx_som.sharding import host_value, make_mesh, per_device_bytes, replicated
+from mjx_som.sharding import device_name, host_value, make_mesh, per_device_bytes, replicated
 from mjx_som.trainer import Trainer
 
 COVERAGE_SAMPLES = 4096

@@ -97,3 +97,9 @@ def memory_limit_bytes() -> int:
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"])
     return int(psutil.virtual_memory().available)
+
+
+def device_name() -> str:
+    """The name users see for the default device, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
+    device = jax.devices()[0]
+    return "cpu" if device.platform == "cpu" else device.device_kind

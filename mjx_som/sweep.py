@@ -44,5 +44,3 @@ def expand(spec: dict, out: str) -> list[dict]:
                             "wandb_group": spec["name"]}  # fmt: skip
                 runs.append({"run_dir": run_dir, "args": to_flags(settings)})
     return runs
-
-
