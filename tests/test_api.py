@@ -284,3 +284,22 @@ def test_brax_sac_peer_gets_our_sac_runs_settings():
                     normalize_observations=True, num_eval_envs=8, deterministic_eval=True, num_evals=7)  # fmt: skip
     assert {k: settings[k] for k in expected} == expected
     assert settings["network_factory"].keywords == {"hidden_layer_sizes": (128, 128)}
+
+
+def test_shared_config_classes_declare_each_field_once():
+    """A field's default is declared once in the shared layers (agents/base.py, one_step.py, iterative.py,
+    ...); only an algorithm's own config class (its file) sets a different default for an inherited field,
+    and only when it differs."""
+    from mjx_som import agents
+
+    algorithm_classes = {agents.config_class(a) for a in agents.algos()}
+    for algo in agents.algos():
+        for cls in agents.config_class(algo).__mro__:
+            if not dataclasses.is_dataclass(cls):
+                continue
+            for name in cls.__dict__.get("__annotations__", {}):
+                base = next((b for b in cls.__mro__[1:] if name in b.__dict__.get("__annotations__", {})), None)
+                if base is None:
+                    continue
+                assert cls in algorithm_classes, f"{cls.__name__}.{name} redeclares {base.__name__}.{name}"
+                assert cls.__dict__[name] != base.__dict__[name], f"{cls.__name__}.{name} repeats its default"

@@ -1,4 +1,4 @@
-"""launch/bench.py (its CLI: run.py flags, clear errors) and mjx_som.bench_suite at tiny sizes: valid JSON and pictures."""
+"""launch/bench.py (run.py flags, clear errors) and mjx_som.bench_suite at tiny sizes: JSON and pictures."""
 
 import json
 import runpy

@@ -58,7 +58,9 @@ def improve_and_update(agent: Agent, state, batch, key):
 @dataclass(frozen=True)
 class GenerativeActorConfig(CriticConfig):
     """What every generative actor with best-of-N selection shares (SOM, MFP and the diffusion
-    baselines): the critic's settings and these."""
+    baselines): the critic's settings and these. Each family declares its own actor_lr and
+    actor_lr_final (one-step: agents/one_step.py, diffusion: agents/iterative.py), which
+    actor_optimizer reads."""
 
     num_candidates: int = 32
     """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""
@@ -66,10 +68,6 @@ class GenerativeActorConfig(CriticConfig):
     """std of the Gaussian noise added to the selected action while training"""
     actor_hidden: tuple[int, ...] = (256, 256, 256)
     """widths of the actor network's hidden layers"""
-    actor_lr: float = 3e-4
-    """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
-    actor_lr_final: float = 3e-5
-    """actor learning rate at the end of the run"""
     ema: float = 0.999
     """EMA rate of the actor weights that act (also in evaluation) and sample the critic target's next
     actions: after each actor step ema_params <- ema * ema_params + (1 - ema) * params; 0 = the raw weights"""

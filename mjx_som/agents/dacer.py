@@ -37,8 +37,6 @@ class DACERConfig(TemperatureConfig):
     """Adam learning rate of log(alpha)"""
     alpha_update_every: int = 10_000
     """updates between two entropy estimates and steps of log(alpha)"""
-    target_entropy_per_dim: float = -0.9
-    """target entropy of the acting distribution per action dimension (nats)"""
     entropy_states: int = 256
     """states of the batch (at most) whose acting distribution's entropy is estimated"""
     entropy_samples: int = 200

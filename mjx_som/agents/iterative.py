@@ -28,6 +28,10 @@ from mjx_som.replay import Transition
 class DiffusionConfig(GenerativeActorConfig):
     """The critic's and the actor's settings (GenerativeActorConfig), and the diffusion's."""
 
+    actor_lr: float = 3e-4
+    """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
+    actor_lr_final: float = 3e-5
+    """actor learning rate at the end of the run"""
     diffusion_steps: int = 20
     """T: denoising steps per sample"""
     beta_min: float = 0.1
