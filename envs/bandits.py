@@ -32,9 +32,15 @@ class Bandit(Env):
     episode_length = 1
 
     def __init__(
-        self, reward_fn: RewardFn, low=-1.0, high=1.0, modes=None, mode_radius: float = 0.2,
-        reward_noise: float = 0.0, name: str = "Bandit",
-    ):  # fmt: skip
+        self,
+        reward_fn: RewardFn,
+        low=-1.0,
+        high=1.0,
+        modes=None,
+        mode_radius: float = 0.2,
+        reward_noise: float = 0.0,
+        name: str = "Bandit",
+    ):
         if reward_noise < 0:
             raise ValueError(f"reward_noise must be >= 0, got {reward_noise}")
         self.reward_fn = reward_fn

@@ -78,6 +78,15 @@ def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
 
 
 __all__ = [
-    "LoadedRun", "NonFiniteUpdates", "RunConfig", "TrainResult", "default_config", "load", "make_trainer",
-    "resolve_config", "resume", "run", "train",
-]  # fmt: skip
+    "LoadedRun",
+    "NonFiniteUpdates",
+    "RunConfig",
+    "TrainResult",
+    "default_config",
+    "load",
+    "make_trainer",
+    "resolve_config",
+    "resume",
+    "run",
+    "train",
+]

@@ -110,13 +110,20 @@ def bench_algo(
         infer_ms, infer_std = inference_ms(agent, state, env.observation_size, batch, options.repeats)
         records.append(
             dict(
-                algo=algo, batch_size=batch, infer_ms_mean=infer_ms, infer_ms_std=infer_std, train_ms_mean=train_ms,
-                train_ms_std=train_std, train_batch_size=config.batch_size, num_envs=num_envs,
-                loop_env_steps_per_s=loop[0], loop_env_steps_per_s_std=loop[1],
+                algo=algo,
+                batch_size=batch,
+                infer_ms_mean=infer_ms,
+                infer_ms_std=infer_std,
+                train_ms_mean=train_ms,
+                train_ms_std=train_std,
+                train_batch_size=config.batch_size,
+                num_envs=num_envs,
+                loop_env_steps_per_s=loop[0],
+                loop_env_steps_per_s_std=loop[1],
                 diffusion_steps=getattr(config.algo_config(), "diffusion_steps", 1),
                 num_candidates=getattr(config.algo_config(), "num_candidates", 1),
             )
-        )  # fmt: skip
+        )
     return records
 
 

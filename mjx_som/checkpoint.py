@@ -39,9 +39,12 @@ class Checkpointer:
         """keep: how many of the latest checkpoints to keep (None: all). Unless read_only, the
         temporary directories of writes that never completed are removed."""
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=False, create=not read_only, read_only=read_only,
+            max_to_keep=keep,
+            enable_async_checkpointing=False,
+            create=not read_only,
+            read_only=read_only,
             cleanup_tmp_directories=not read_only,
-        )  # fmt: skip
+        )
         self.manager = ocp.CheckpointManager(checkpoint_dir(run_dir), options=options)
         self.read_only = read_only
 

@@ -24,7 +24,7 @@ from mjx_som.agents import (
     SACConfig,
     SDACConfig,
     SOMConfig,
-)  # fmt: skip
+)
 from mjx_som.agents.base import EnvSpec
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.logging import flatten_config, resolve_wandb_mode
@@ -117,8 +117,16 @@ _BANDIT_NETWORKS = dict(
 # Together (3 seeds each, docs/probes.md): checkerboard 6.3 of 8 modes (2.7 before), two_moons 3.3 of 6
 # (2.7 with the fixed alpha), eight_gaussians 4 of 4 at 0.87 in the modes.
 _BANDIT_PRESET = dict(
-    num_envs=64, total_steps=384_000, batch_size=256, updates_per_step=1, buffer_size=400_000,
-    learning_starts=65_536, reward_scale=1.0, normalize_obs=False, log_every=32_000, eval_every=128_000,
+    num_envs=64,
+    total_steps=384_000,
+    batch_size=256,
+    updates_per_step=1,
+    buffer_size=400_000,
+    learning_starts=65_536,
+    reward_scale=1.0,
+    normalize_obs=False,
+    log_every=32_000,
+    eval_every=128_000,
     eval_episodes=256,
     **{algo: _BANDIT_NETWORKS for algo in agents.algos()}
     | {"som": dict(_BANDIT_NETWORKS, alpha_scaled=2.5)}
@@ -128,7 +136,7 @@ _BANDIT_PRESET = dict(
     # QSM's authors' M_q = 50 is for DeepMind Control Q values; on a bandit's it overshoots the 5-step
     # sampler to the box corners: of 50, 5, 1 and 0.2 on the learning check, 1 did best (docs/baselines.md)
     | {"qsm": dict(_BANDIT_NETWORKS, score_scale=1.0)},
-)  # fmt: skip
+)
 # Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
 # updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
 # had not learned after 24k steps; with these settings it balances (return 1000) from 4k steps on.
@@ -136,27 +144,53 @@ _BANDIT_PRESET = dict(
 # solution in 2 of 4 runs; the failure lies ~200 steps ahead, and n-step targets carry it back faster.
 _CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01)
 _CHEAP_PRESET = dict(
-    num_envs=4, total_steps=12_000, batch_size=128, updates_per_step=4, n_step=3, buffer_size=100_000,
-    learning_starts=1_000, log_every=2_000, eval_every=4_000, eval_episodes=8,
+    num_envs=4,
+    total_steps=12_000,
+    batch_size=128,
+    updates_per_step=4,
+    n_step=3,
+    buffer_size=100_000,
+    learning_starts=1_000,
+    log_every=2_000,
+    eval_every=4_000,
+    eval_episodes=8,
     **{algo: _CHEAP_NETWORKS for algo in agents.algos()} | {"som": dict(_CHEAP_NETWORKS, num_samples=32)},
-)  # fmt: skip
+)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
 # 3-step returns, LayerNorm critics wider than the actor, observation normalisation.
 _LOCOMOTION_ACCELERATOR = dict(
-    num_envs=4096, total_steps=20_000_000, batch_size=8192, updates_per_step=4, n_step=3, buffer_size=2**21,
-    learning_starts=4096 * 32, reward_scale=0.2, log_every=4096 * 50, eval_every=4096 * 250, eval_episodes=64,
+    num_envs=4096,
+    total_steps=20_000_000,
+    batch_size=8192,
+    updates_per_step=4,
+    n_step=3,
+    buffer_size=2**21,
+    learning_starts=4096 * 32,
+    reward_scale=0.2,
+    log_every=4096 * 50,
+    eval_every=4096 * 250,
+    eval_episodes=64,
     **{algo: dict(critic_hidden=(512, 512, 512)) for algo in agents.algos()},
-)  # fmt: skip
+)
 # Locomotion on a CPU (2 cores): 32 envs and small ReLU networks, so that HalfCheetah-v4 reaches a
 # return of a few thousand in about 100k env steps (minutes); 8 updates of 256 per vector step of 32.
 _LOCOMOTION_CPU_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu")
 _LOCOMOTION_CPU = dict(
-    num_envs=32, total_steps=100_000, batch_size=256, updates_per_step=8, n_step=1, buffer_size=100_000,
-    learning_starts=8_000, reward_scale=0.2, log_every=8_000, eval_every=16_000, eval_episodes=8,
+    num_envs=32,
+    total_steps=100_000,
+    batch_size=256,
+    updates_per_step=8,
+    n_step=1,
+    buffer_size=100_000,
+    learning_starts=8_000,
+    reward_scale=0.2,
+    log_every=8_000,
+    eval_every=16_000,
+    eval_episodes=8,
     **{algo: _LOCOMOTION_CPU_NETWORKS for algo in agents.algos()}
     | {"som": dict(_LOCOMOTION_CPU_NETWORKS, num_samples=32)},
-)  # fmt: skip
+)
 LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
 MACHINES = ("accelerator", "cpu")
 PRESETS: dict[str, dict[str, dict]] = {
@@ -305,8 +339,17 @@ def validate(config: RunConfig, env) -> None:
     """Every check that can fail before compiling, with the flag, the value and what is allowed."""
     agents.config_class(config.algo)
     preset_machine(config.preset)  # an unknown preset fails here, naming the allowed ones
-    positive = ("num_envs", "total_steps", "batch_size", "updates_per_step", "buffer_size", "log_every",
-                "eval_every", "eval_episodes", "n_step")  # fmt: skip
+    positive = (
+        "num_envs",
+        "total_steps",
+        "batch_size",
+        "updates_per_step",
+        "buffer_size",
+        "log_every",
+        "eval_every",
+        "eval_episodes",
+        "n_step",
+    )
     for name in positive:
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
@@ -425,8 +468,13 @@ def config_from_dict(values: dict, cls=RunConfig):
 # authors' temperatures, one acting rule); a config.json from before has no "ema" for them.
 # a reworked baseline's config has this field; one without it was written before the rework (2026-11-28)
 _REWORKED_BASELINES = {
-    "dacer": "ema", "sdac": "ema", "dpmd": "ema", "dipo": "ema", "qsm": "score_scale", "qvpo": "train_candidates",
-}  # fmt: skip
+    "dacer": "ema",
+    "sdac": "ema",
+    "dpmd": "ema",
+    "dipo": "ema",
+    "qsm": "score_scale",
+    "qvpo": "train_candidates",
+}
 
 
 def _upgrade(values: dict) -> dict:
@@ -465,8 +513,16 @@ def load_config(run_dir: str, caller: str = "--resume") -> RunConfig:
 
 
 # Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).
-RESUME_MAY_CHANGE = ("resume", "run_dir", "resume_step", "overwrite", "progress", "wandb_mode", "coordinator",
-                     "process_id")  # fmt: skip
+RESUME_MAY_CHANGE = (
+    "resume",
+    "run_dir",
+    "resume_step",
+    "overwrite",
+    "progress",
+    "wandb_mode",
+    "coordinator",
+    "process_id",
+)
 
 
 def check_resume(config: RunConfig) -> RunConfig:

@@ -53,9 +53,16 @@ class RunLogger:
     """Writes one JSON object per log point to metrics.jsonl and mirrors it to W&B."""
 
     def __init__(
-        self, run_dir: str, config: dict, wandb_mode: str, wandb_project: str, run_name: str, run_id: str,
-        group: str = "", enabled: bool = True,
-    ):  # fmt: skip
+        self,
+        run_dir: str,
+        config: dict,
+        wandb_mode: str,
+        wandb_project: str,
+        run_name: str,
+        run_id: str,
+        group: str = "",
+        enabled: bool = True,
+    ):
         """enabled=False (processes other than 0 of a multi-host run): writes and logs nothing."""
         self.path = os.path.join(run_dir, "metrics.jsonl") if enabled else None
         self.wandb_run = None
@@ -65,10 +72,16 @@ class RunLogger:
                 import wandb
 
                 init = functools.partial(
-                    wandb.init, project=wandb_project, config=config, dir=run_dir, name=run_name, id=run_id,
-                    resume="allow", group=group or None,
+                    wandb.init,
+                    project=wandb_project,
+                    config=config,
+                    dir=run_dir,
+                    name=run_name,
+                    id=run_id,
+                    resume="allow",
+                    group=group or None,
                     settings=wandb.Settings(silent=True, init_timeout=WANDB_INIT_TIMEOUT_S),
-                )  # fmt: skip
+                )
                 try:
                     self.wandb_run = init(mode=self.wandb_mode)
                 except Exception as e:  # noqa: BLE001
@@ -144,9 +157,13 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), disable=not enabled,
-        )  # fmt: skip
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            disable=not enabled,
+        )
         self.task = self.bar.add_task("train", total=total_steps, info="compiling...")
 
     def __enter__(self):

@@ -42,13 +42,23 @@ def brax_sac_settings(config: RunConfig) -> dict:
     sac = config.sac
     num_evals = max(2, config.total_steps // config.eval_every + 1)
     return dict(
-        num_timesteps=config.total_steps, num_envs=config.num_envs, batch_size=config.batch_size,
-        grad_updates_per_step=config.updates_per_step, discounting=sac.gamma, reward_scaling=config.reward_scale,
-        tau=sac.tau, learning_rate=sac.critic_lr, max_replay_size=config.buffer_size,
-        min_replay_size=config.learning_starts, normalize_observations=config.normalize_obs,
-        num_evals=num_evals, num_eval_envs=config.eval_episodes, deterministic_eval=True, seed=config.seed,
+        num_timesteps=config.total_steps,
+        num_envs=config.num_envs,
+        batch_size=config.batch_size,
+        grad_updates_per_step=config.updates_per_step,
+        discounting=sac.gamma,
+        reward_scaling=config.reward_scale,
+        tau=sac.tau,
+        learning_rate=sac.critic_lr,
+        max_replay_size=config.buffer_size,
+        min_replay_size=config.learning_starts,
+        normalize_observations=config.normalize_obs,
+        num_evals=num_evals,
+        num_eval_envs=config.eval_episodes,
+        deterministic_eval=True,
+        seed=config.seed,
         network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=sac.actor_hidden),
-    )  # fmt: skip
+    )
 
 
 def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
@@ -77,9 +87,13 @@ def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
 
     sac_train.train(environment=env, episode_length=env.episode_length, progress_fn=progress, **settings)
     summary = {
-        "env": config.env, "algo": BRAX_ALGO, "eval/episode_return": records[-1]["eval/episode_return"],
-        "env_steps": records[-1]["env_steps"], "walltime_s": time.perf_counter() - start, "device": device_name(),
-    }  # fmt: skip
+        "env": config.env,
+        "algo": BRAX_ALGO,
+        "eval/episode_return": records[-1]["eval/episode_return"],
+        "env_steps": records[-1]["env_steps"],
+        "walltime_s": time.perf_counter() - start,
+        "device": device_name(),
+    }
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     plot_returns(run_dir, f"brax SAC on {config.env}")

@@ -323,43 +323,64 @@ def summary_markdown(results: dict) -> str:
     if "ablation" in results:
         lines += ["", "## ablation", "| setting | modes covered | in high modes | |a| > 1.5 |", "|---|---|---|---|"]
         for name, r in results["ablation"]["settings"].items():
-            lines.append(f"| {name} | {r['modes_covered']} / {r['num_high_modes']} | {r['high_reward_fraction']:.3f} | "
-                         f"{r['outside_box_fraction']:.3f} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {r['modes_covered']} / {r['num_high_modes']} | {r['high_reward_fraction']:.3f} | "
+                f"{r['outside_box_fraction']:.3f} |"
+            )
     if "learned" in results:
-        lines += ["", "## learned", "| bandit, method | raw map: modes | raw map: in high modes | best-of-N: modes |"
-                  " best-of-N: in high modes | seeds |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "## learned",
+            "| bandit, method | raw map: modes | raw map: in high modes | best-of-N: modes |"
+            " best-of-N: in high modes | seeds |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in results["learned"].items():
             bon = (
                 "— | —"
                 if "bon_modes_covered" not in r
                 else (f"{cell(r, 'bon_modes_covered', '.1f')} | {cell(r, 'bon_high_reward_fraction', '.3f')}")
             )
-            lines.append(f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
-                         f"{cell(r, 'high_reward_fraction', '.3f')} | {bon} | {len(r['runs'])} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
+                f"{cell(r, 'high_reward_fraction', '.3f')} | {bon} | {len(r['runs'])} |"
+            )
     if "noise" in results:
         times = results["noise"]["times"]
-        lines += ["", f"## noise ({results['noise']['bandit']}, SOM)",
-                  "| reward noise std | raw map: modes | raw map: in high modes | best-of-N: in high modes | "
-                  "learned Q RMSE: in high modes, box (seed 0) | "
-                  + " | ".join(f"velocity cosine t={t}" for t in times) + " |",
-                  "|---" * (5 + len(times)) + "|"]  # fmt: skip
+        lines += [
+            "",
+            f"## noise ({results['noise']['bandit']}, SOM)",
+            "| reward noise std | raw map: modes | raw map: in high modes | best-of-N: in high modes | "
+            "learned Q RMSE: in high modes, box (seed 0) | "
+            + " | ".join(f"velocity cosine t={t}" for t in times)
+            + " |",
+            "|---" * (5 + len(times)) + "|",
+        ]
         for name, r in results["noise"]["levels"].items():
             cos = " | ".join(f"{r['velocity_cosine_learned_vs_true_q_seed0'][f't={t}']:.3f}" for t in times)
-            lines.append(f"| {name.split('=')[1]} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
-                         f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | "
-                         f"{r['q_rmse_in_modes_seed0']:.3f}, {r['q_rmse_seed0']:.3f} | {cos} |")  # fmt: skip
+            lines.append(
+                f"| {name.split('=')[1]} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
+                f"{cell(r, 'high_reward_fraction', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | "
+                f"{r['q_rmse_in_modes_seed0']:.3f}, {r['q_rmse_seed0']:.3f} | {cos} |"
+            )
     if "qdiag" in results:
         r = results["qdiag"]
-        lines += ["", f"## qdiag ({r['env']}, {r['num_states']} states)",
-                  "| critic, candidates | mean Q | std of Q within a state | best minus mean |",
-                  "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"## qdiag ({r['env']}, {r['num_states']} states)",
+            "| critic, candidates | mean Q | std of Q within a state | best minus mean |",
+            "|---|---|---|---|",
+        ]
         for name, v in r["values"].items():
             lines.append(
                 f"| {name} | {v['q_mean']:.3f} | {v['q_std_within_state']:.3f} | {v['q_best_minus_mean']:.3f} |"
             )
         spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
-        lines += ["", f"candidate spread (mean distance to the state's candidate mean): {spread}; "
-                  f"eval returns: {r['eval_return']}"]  # fmt: skip
+        lines += [
+            "",
+            f"candidate spread (mean distance to the state's candidate mean): {spread}; "
+            f"eval returns: {r['eval_return']}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -44,8 +44,15 @@ class ReplayState:
 def replay_init(capacity: int, obs_size: int, action_size: int, target_actions: bool = False) -> ReplayState:
     """An empty buffer; target_actions: with a target_action column (an agent that writes back)."""
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
-    data = Transition(z(obs_size), z(action_size), z(), z(obs_size), z(), z(),
-                      target_action=z(action_size) if target_actions else None)  # fmt: skip
+    data = Transition(
+        z(obs_size),
+        z(action_size),
+        z(),
+        z(obs_size),
+        z(),
+        z(),
+        target_action=z(action_size) if target_actions else None,
+    )
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 

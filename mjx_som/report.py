@@ -21,8 +21,18 @@ PAPER = {
     "Humanoid-v4": ("7365.7 ± 493.3", "DIPO 6139.4 ± 645.9"),
     "Walker2d-v4": ("5472.8 ± 526.9", "DIPO 5425.8 ± 181.3"),
 }
-IGNORED = {"seed", "run_dir", "resume", "progress", "wandb_mode", "wandb_project", "wandb_group", "coordinator",
-           "process_id", "num_processes"}  # fmt: skip
+IGNORED = {
+    "seed",
+    "run_dir",
+    "resume",
+    "progress",
+    "wandb_mode",
+    "wandb_project",
+    "wandb_group",
+    "coordinator",
+    "process_id",
+    "num_processes",
+}
 
 
 def _comparable(config: dict) -> dict:
@@ -40,9 +50,15 @@ def load_runs(run_dirs: list[str]) -> list[dict]:
             config = json.load(f)
         metrics = read_metrics(run_dir)
         summary_path = os.path.join(run_dir, "summary.json")
-        summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}  # noqa: SIM115
-        evals = [(m["env_steps"], m["walltime_s"], m["eval/episode_return"]) for m in metrics
-                 if m.get("eval/episode_return") is not None]  # fmt: skip
+        summary = {}
+        if os.path.exists(summary_path):
+            with open(summary_path) as f:
+                summary = json.load(f)
+        evals = [
+            (m["env_steps"], m["walltime_s"], m["eval/episode_return"])
+            for m in metrics
+            if m.get("eval/episode_return") is not None
+        ]
         if evals:
             runs.append({"dir": run_dir, "config": config, "evals": evals, "summary": summary})
     return runs
@@ -56,8 +72,12 @@ def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
         by_env_algo[(run["config"]["env"], run["config"]["algo"])].append(run)
     groups = {}
     for (env, algo), members in by_env_algo.items():
-        flats = [_comparable({k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or
-                 not isinstance(v, dict))}) for m in members]  # fmt: skip
+        flats = [
+            _comparable(
+                {k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or not isinstance(v, dict))}
+            )
+            for m in members
+        ]
         varying = sorted(k for k in flats[0] if len({f.get(k) for f in flats}) > 1)
         for member, flat in zip(members, flats, strict=True):
             label = algo + "".join(f" {k.split('.')[-1]}={json.loads(flat[k])}" for k in varying)
@@ -80,8 +100,12 @@ def time_to_target(members: list[dict], target: float) -> dict:
     reached = [h for h in hits if h is not None]
     if not reached:
         return {"reached": 0, "seeds": len(members)}
-    return {"reached": len(reached), "seeds": len(members), "walltime_s": float(np.mean([w for _, w in reached])),
-            "env_steps": float(np.mean([s for s, _ in reached]))}  # fmt: skip
+    return {
+        "reached": len(reached),
+        "seeds": len(members),
+        "walltime_s": float(np.mean([w for _, w in reached])),
+        "env_steps": float(np.mean([s for s, _ in reached])),
+    }
 
 
 def build_report(groups: dict, targets: dict[str, float]) -> dict:
@@ -103,8 +127,11 @@ def build_report(groups: dict, targets: dict[str, float]) -> dict:
 
 
 def table_markdown(report: dict) -> str:
-    lines = ["| env | run | final eval return (mean ± std, seeds) | paper: SOM | paper: strongest baseline |"
-             " time to target |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| env | run | final eval return (mean ± std, seeds) | paper: SOM | paper: strongest baseline |"
+        " time to target |",
+        "|---|---|---|---|---|---|",
+    ]
     for env, entries in report.items():
         paper = PAPER.get(env, ("—", "—"))
         for label, e in entries.items():
@@ -114,8 +141,11 @@ def table_markdown(report: dict) -> str:
                     f"; modes {e['modes_covered']}, in high modes {np.round(e['high_reward_fraction'], 2).tolist()}"
                 )
             hit = e["to_target"]
-            reach = (f"{hit['walltime_s']:.0f} s / {hit['env_steps']:,.0f} steps ({hit['reached']}/{hit['seeds']})"
-                     if hit["reached"] else f"not reached (0/{hit['seeds']})")  # fmt: skip
+            reach = (
+                f"{hit['walltime_s']:.0f} s / {hit['env_steps']:,.0f} steps ({hit['reached']}/{hit['seeds']})"
+                if hit["reached"]
+                else f"not reached (0/{hit['seeds']})"
+            )
             lines.append(f"| {env} | {label} | {final} | {paper[0]} | {paper[1]} | {reach} (≥ {e['target']:.1f}) |")
     return "\n".join(lines) + "\n"
 

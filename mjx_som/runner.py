@@ -159,139 +159,203 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def run(config: RunConfig, env=None) -> TrainResult:
-    """Runs a resolved RunConfig; env: an environment object to use instead of config.env."""
-    env_obj = envs.make(config.env) if env is None else env
-    validate(config, env_obj)
-    resuming = bool(config.resume)
-    if resuming:
-        config = check_resume(config)
-    run_dir = config.run_dir or _default_run_dir(config)
-    config = dataclasses.replace(config, run_dir=run_dir)
-    config_dict = config_to_dict(config)
-    is_main = jax.process_index() == 0  # only process 0 writes run files and logs
-    if is_main:
-        _check_run_dir(run_dir, resuming, config.overwrite)
+class _Session:
+    """One run between its start and its summary: the trainer, the training state and the host-side
+    counters (env steps, updates, the last evaluation, the next evaluation and checkpoint)."""
 
-    mesh = make_mesh(config.devices)
-    trainer = make_trainer(config, env_obj, mesh)
-    check_memory(trainer, mesh.size)  # before anything is allocated or written
-    if not resuming and is_main:
-        if config.overwrite:
-            _remove_run_files(run_dir)
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(config_dict, f, indent=2)
+    def __init__(self, config: RunConfig, env):
+        self.resuming = bool(config.resume)
+        if self.resuming:
+            config = check_resume(config)
+        self.run_dir = config.run_dir or _default_run_dir(config)
+        self.config = config = dataclasses.replace(config, run_dir=self.run_dir)
+        self.config_dict = config_to_dict(config)
+        self.env = env
+        self.is_main = jax.process_index() == 0  # only process 0 writes run files and logs
+        if self.is_main:
+            _check_run_dir(self.run_dir, self.resuming, config.overwrite)
+        self.mesh = make_mesh(config.devices)
+        self.trainer = make_trainer(config, env, self.mesh)
+        check_memory(self.trainer, self.mesh.size)  # before anything is allocated or written
+        if not self.resuming and self.is_main:
+            self._write_config()
+        self.checkpointer = Checkpointer(self.run_dir, config.keep_checkpoints)
+        key_init, self.key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
+        self.last_eval = {}
+        if self.resuming:
+            self._restore()
+        else:
+            self.state = self.trainer.init(key_init)
+            self.wandb_run_id, self.walltime_before, self.updates = new_wandb_run_id(), 0.0, 0
+        self.logger = RunLogger(
+            self.run_dir,
+            self.config_dict,
+            config.wandb_mode,
+            config.wandb_project,
+            os.path.basename(self.run_dir),
+            self.wandb_run_id,
+            group=config.wandb_group,
+            enabled=self.is_main,
+        )
+        self.start = time.perf_counter()
+        self.env_steps = int(host_value(self.state.env_steps))
+        self.steps_per_chunk = config.chunk_iterations * config.num_envs
+        self.next_eval = (self.env_steps // config.eval_every + 1) * config.eval_every
+        self.checkpoint_every = config.checkpoint_every or math.inf
+        self.next_checkpoint = (self.env_steps // self.checkpoint_every + 1) * self.checkpoint_every
+        self.stop: _StopRequest | None = None  # set by run() while the loop runs
 
-    checkpointer = Checkpointer(run_dir, config.keep_checkpoints)
-    key_init, key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
-    last_eval = {}
-    if resuming:
-        state, meta = checkpointer.restore_intact(trainer.abstract_state, config.resume_step or None)
-        state = trainer.place(state)
-        records = _truncate_metrics(run_dir, meta["env_steps"]) if is_main else []
+    @property
+    def interrupted(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
+    def _write_config(self) -> None:
+        if self.config.overwrite:
+            _remove_run_files(self.run_dir)
+        os.makedirs(self.run_dir, exist_ok=True)
+        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+            json.dump(self.config_dict, f, indent=2)
+
+    def _restore(self) -> None:
+        """The state and counters of the latest intact checkpoint (or --resume-step's); metrics.jsonl cut back
+        to it."""
+        state, meta = self.checkpointer.restore_intact(self.trainer.abstract_state, self.config.resume_step or None)
+        self.state = self.trainer.place(state)
+        records = _truncate_metrics(self.run_dir, meta["env_steps"]) if self.is_main else []
         evals = [r for r in records if r.get("eval/episode_return") is not None]
         if evals:
-            last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
-        wandb_run_id, walltime_before = meta["wandb_run_id"], meta["walltime_s"]
-        updates = int(meta.get("updates", 0))
-        print(f"resuming {run_dir} from env step {meta['env_steps']}", file=sys.stderr)
-    else:
-        state = trainer.init(key_init)
-        wandb_run_id, walltime_before, updates = new_wandb_run_id(), 0.0, 0
-    logger = RunLogger(
-        run_dir, config_dict, config.wandb_mode, config.wandb_project, os.path.basename(run_dir), wandb_run_id,
-        group=config.wandb_group, enabled=is_main,
-    )  # fmt: skip
+            self.last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
+        self.wandb_run_id, self.walltime_before = meta["wandb_run_id"], meta["walltime_s"]
+        self.updates = int(meta.get("updates", 0))
+        print(f"resuming {self.run_dir} from env step {meta['env_steps']}", file=sys.stderr)
 
-    start = time.perf_counter()
-    env_steps = int(host_value(state.env_steps))
-    steps_per_chunk = config.chunk_iterations * config.num_envs
-    next_eval = (env_steps // config.eval_every + 1) * config.eval_every
-    checkpoint_every = config.checkpoint_every or math.inf
-    next_checkpoint = (env_steps // checkpoint_every + 1) * checkpoint_every
+    def walltime(self) -> float:
+        return self.walltime_before + time.perf_counter() - self.start
 
-    def walltime() -> float:
-        return walltime_before + time.perf_counter() - start
+    @property
+    def last_return(self):
+        return self.last_eval.get("eval/episode_return")
 
-    def save_checkpoint():
-        meta = {"env_steps": env_steps, "walltime_s": walltime(), "wandb_run_id": wandb_run_id, "updates": updates}
-        checkpointer.save(state, meta)
+    def train_chunk(self, last: bool) -> dict:
+        """One jitted chunk, its metrics record (with an evaluation when one is due or `last`), logged."""
+        chunk_start = time.perf_counter()
+        self.state, metrics = self.trainer.chunk(self.state)
+        metrics = {k: host_value(v) for k, v in metrics.items()}
+        self.env_steps = int(host_value(self.state.env_steps))
+        record = {"env_steps": self.env_steps, "walltime_s": self.walltime()}
+        record["train/env_steps_per_s"] = self.steps_per_chunk / (time.perf_counter() - chunk_start)
+        record.update({k: float(v) for k, v in metrics.items()})
+        self.updates += int(record["train/updates"])
+        record["train/updates"] = self.updates  # cumulative: a run that never updated shows a flat 0
+        if self.env_steps >= self.next_eval or last:
+            record.update(self.evaluate())
+            self.next_eval = (self.env_steps // self.config.eval_every + 1) * self.config.eval_every
+        self.logger.log(record)
+        return record
 
-    def write_summary(**extra) -> dict:
+    def evaluate(self) -> dict:
+        key = jax.random.fold_in(self.key_eval, self.env_steps)
+        evaluation = self.trainer.evaluate(self.state.agent, self.state.normalizer, key)
+        self.last_eval = {k: float(host_value(v)) for k, v in evaluation.items()}
+        return self.last_eval
+
+    def check_finite(self) -> None:
+        """NonFiniteUpdates (after the summary is written) once --max-consecutive-skips updates in a row
+        were not finite."""
+        skips = int(host_value(self.state.consecutive_skips))
+        if not self.config.max_consecutive_skips or skips < self.config.max_consecutive_skips:
+            return
+        skipped = int(host_value(self.state.skipped_updates))
+        last = self.checkpointer.latest_step()
+        where = f"{checkpoint_dir(self.run_dir)}/{last}" if last is not None else "none was written"
+        if self.updates == 0:
+            where += " (no update was ever finite: it holds the initial, never-updated parameters)"
+        message = (
+            f"{skips} consecutive non-finite updates by env step {self.env_steps} (--max-consecutive-skips "
+            f"{self.config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
+            f"{skipped} updates were skipped in all. Last good checkpoint: {where}"
+        )
+        self.logger.finish(self.write_summary(stopped=message))
+        self.checkpointer.close()
+        raise NonFiniteUpdates(message)
+
+    def checkpoint_if_due(self) -> None:
+        if self.env_steps >= self.next_checkpoint:
+            self.save_checkpoint()
+            self.next_checkpoint = (self.env_steps // self.checkpoint_every + 1) * self.checkpoint_every
+
+    def save_checkpoint(self) -> None:
+        meta = {
+            "env_steps": self.env_steps,
+            "walltime_s": self.walltime(),
+            "wandb_run_id": self.wandb_run_id,
+            "updates": self.updates,
+        }
+        self.checkpointer.save(self.state, meta)
+
+    def write_summary(self, **extra) -> dict:
         """summary.json's record (bandits: with the mode coverage), written by process 0."""
         out = {
-            "env": config.env, "algo": config.algo, "eval/episode_return": last_eval.get("eval/episode_return"),
-            "env_steps": env_steps, "walltime_s": walltime(), "device": device_name(), "num_devices": mesh.size,
-            "num_processes": jax.process_count(), "interrupted": stop.requested, "updates": updates,
-            "skipped_updates": int(host_value(state.skipped_updates)),
-            "checkpoint": f"{checkpoint_dir(run_dir)}/{checkpointer.manager.latest_step()}", **extra,
-        }  # fmt: skip
-        if updates == 0:
+            "env": self.config.env,
+            "algo": self.config.algo,
+            "eval/episode_return": self.last_return,
+            "env_steps": self.env_steps,
+            "walltime_s": self.walltime(),
+            "device": device_name(),
+            "num_devices": self.mesh.size,
+            "num_processes": jax.process_count(),
+            "interrupted": self.interrupted,
+            "updates": self.updates,
+            "skipped_updates": int(host_value(self.state.skipped_updates)),
+            "checkpoint": f"{checkpoint_dir(self.run_dir)}/{self.checkpointer.manager.latest_step()}",
+            **extra,
+        }
+        if self.updates == 0:
             out["warning"] = NO_UPDATES
-        if is_main:
-            with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        if self.is_main:
+            with open(os.path.join(self.run_dir, "summary.json"), "w") as f:
                 json.dump(out, f, indent=2)
         return out
 
-    with _StopRequest() as stop, Progress(config.num_chunks * steps_per_chunk, config.progress) as progress:
-        progress.update(env_steps, None, last_eval.get("eval/episode_return"))
-        for chunk in range(env_steps // steps_per_chunk, config.num_chunks):
-            chunk_start = time.perf_counter()
-            state, metrics = trainer.chunk(state)
-            metrics = {k: host_value(v) for k, v in metrics.items()}
-            env_steps = int(host_value(state.env_steps))
-            record = {"env_steps": env_steps, "walltime_s": walltime()}
-            record["train/env_steps_per_s"] = steps_per_chunk / (time.perf_counter() - chunk_start)
-            record.update({k: float(v) for k, v in metrics.items()})
-            updates += int(record["train/updates"])
-            record["train/updates"] = updates  # cumulative: a run that never updated shows a flat 0
-            if env_steps >= next_eval or chunk == config.num_chunks - 1:
-                key = jax.random.fold_in(key_eval, env_steps)
-                evaluation = trainer.evaluate(state.agent, state.normalizer, key)
-                last_eval = {k: float(host_value(v)) for k, v in evaluation.items()}
-                record.update(last_eval)
-                next_eval = (env_steps // config.eval_every + 1) * config.eval_every
-            logger.log(record)
-            progress.update(env_steps, record["train/env_steps_per_s"], last_eval.get("eval/episode_return"))
-            skips = int(host_value(state.consecutive_skips))
-            if config.max_consecutive_skips and skips >= config.max_consecutive_skips:
-                skipped = int(host_value(state.skipped_updates))
-                last = checkpointer.latest_step()
-                where = f"{checkpoint_dir(run_dir)}/{last}" if last is not None else "none was written"
-                if updates == 0:
-                    where += " (no update was ever finite: it holds the initial, never-updated parameters)"
-                message = (
-                    f"{skips} consecutive non-finite updates by env step {env_steps} (--max-consecutive-skips "
-                    f"{config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
-                    f"{skipped} updates were skipped in all. Last good checkpoint: {where}"
-                )
-                logger.finish(write_summary(stopped=message))
-                checkpointer.close()
-                raise NonFiniteUpdates(message)
-            if env_steps >= next_checkpoint:
-                save_checkpoint()
-                next_checkpoint = (env_steps // checkpoint_every + 1) * checkpoint_every
-            if stop.requested:
+    def finish(self) -> TrainResult:
+        """summary.json (bandits: with the mode coverage), returns.png, the end of the W&B run."""
+        stats, transport = {}, None
+        if isinstance(self.env, Bandit) and self.env.modes is not None:
+            key = jax.random.PRNGKey(self.config.seed + 1)
+            stats, *transport = _coverage(self.env, self.trainer, self.state, key)
+        summary = self.write_summary(**stats)
+        self.checkpointer.close()
+        if self.updates == 0:
+            warnings.warn(f"{self.run_dir}: {NO_UPDATES}", stacklevel=3)
+        if self.is_main:
+            title = f"{self.config.algo} on {self.config.env}"
+            if transport is not None:
+                plot_bandit_transport(self.run_dir, self.env, *transport, f"{title}, {self.env_steps} env steps")
+            elif os.path.exists(os.path.join(self.run_dir, "metrics.jsonl")):
+                plot_returns(self.run_dir, title)
+        self.logger.finish(summary)
+        return TrainResult(summary=summary, run_dir=self.run_dir, policy=greedy_policy(self.trainer, self.state))
+
+
+def run(config: RunConfig, env=None) -> TrainResult:
+    """Runs a resolved RunConfig; env: an environment object to use instead of config.env. The loop: a
+    jitted chunk, its record (and evaluation), the non-finite check, a checkpoint when due; Ctrl-C stops
+    it after the chunk, with a checkpoint and summary.json."""
+    env = envs.make(config.env) if env is None else env
+    validate(config, env)
+    session = _Session(config, env)
+    total = config.num_chunks * session.steps_per_chunk
+    with _StopRequest() as session.stop, Progress(total, config.progress) as progress:
+        progress.update(session.env_steps, None, session.last_return)
+        for chunk in range(session.env_steps // session.steps_per_chunk, config.num_chunks):
+            record = session.train_chunk(last=chunk == config.num_chunks - 1)
+            progress.update(session.env_steps, record["train/env_steps_per_s"], session.last_return)
+            session.check_finite()
+            session.checkpoint_if_due()
+            if session.interrupted:
                 break
-        save_checkpoint()
-
-    stats, transport = {}, None
-    if isinstance(env_obj, Bandit) and env_obj.modes is not None:
-        stats, *transport = _coverage(env_obj, trainer, state, jax.random.PRNGKey(config.seed + 1))
-    summary = write_summary(**stats)
-    checkpointer.close()
-    if updates == 0:
-        warnings.warn(f"{run_dir}: {NO_UPDATES}", stacklevel=2)
-    if is_main:
-        title = f"{config.algo} on {config.env}"
-        if transport is not None:
-            plot_bandit_transport(run_dir, env_obj, *transport, f"{title}, {env_steps} env steps")
-        elif os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-            plot_returns(run_dir, title)
-    logger.finish(summary)
-
-    return TrainResult(summary=summary, run_dir=run_dir, policy=greedy_policy(trainer, state))
+        session.save_checkpoint()
+    return session.finish()
 
 
 def make_trainer(config: RunConfig, env, mesh=None) -> Trainer:

@@ -40,7 +40,14 @@ def expand(spec: dict, out: str) -> list[dict]:
             tag = "".join(f"-{k.split('.')[-1]}={v}" for k, v in point.items())
             for seed in spec["seeds"]:
                 run_dir = os.path.join(out, f"{env.replace('/', '_')}-{algo}{tag}-s{seed}")
-                settings = {**flags, **point, "env": env, "algo": algo, "seed": seed, "run_dir": run_dir,
-                            "wandb_group": spec["name"]}  # fmt: skip
+                settings = {
+                    **flags,
+                    **point,
+                    "env": env,
+                    "algo": algo,
+                    "seed": seed,
+                    "run_dir": run_dir,
+                    "wandb_group": spec["name"],
+                }
                 runs.append({"run_dir": run_dir, "args": to_flags(settings)})
     return runs

@@ -111,9 +111,11 @@ class Trainer:
             self.shardings = state_shardings(self.abstract_state, mesh, config.num_envs, config.buffer_size)
             self.init = jax.jit(self._precise(self._init), out_shardings=self.shardings)
             self.chunk = jax.jit(
-                self._precise(self._chunk), in_shardings=(self.shardings,),
-                out_shardings=(self.shardings, replicated(mesh)), donate_argnums=0,
-            )  # fmt: skip
+                self._precise(self._chunk),
+                in_shardings=(self.shardings,),
+                out_shardings=(self.shardings, replicated(mesh)),
+                donate_argnums=0,
+            )
 
     def _precise(self, fn):
         """fn traced under the run's float32 matmul precision (config.matmul_precision)."""
@@ -223,8 +225,9 @@ class Trainer:
         # a non-finite final observation (Ant terminates on one) is stored as zeros: it is never bootstrapped from
         final_obs = jnp.where(jnp.isfinite(info["final_obs"]), info["final_obs"], 0.0)
         target_action = action if self.agent.improve is not None else None  # improved later (Agent.improve)
-        transition = Transition(obs, action, env_state.reward, final_obs, info["terminated"], env_state.done,
-                                target_action=target_action)  # fmt: skip
+        transition = Transition(
+            obs, action, env_state.reward, final_obs, info["terminated"], env_state.done, target_action=target_action
+        )
         replay = replay_insert(state.replay, transition)
         if cfg.normalize_obs:  # rows with a non-finite observation are left out of the statistics
             finite_rows = jnp.all(jnp.isfinite(obs), axis=-1).astype(jnp.float32)

@@ -11,7 +11,15 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettemp
 
 # a SOM run on a bandit small enough to compile and train in seconds: 150 updates, 16-unit networks
 TINY = dict(
-    num_envs=8, total_steps=1_200, log_every=400, eval_every=800, batch_size=32, learning_starts=64,
-    buffer_size=1_000, eval_episodes=8, progress=False, wandb_mode="disabled",
+    num_envs=8,
+    total_steps=1_200,
+    log_every=400,
+    eval_every=800,
+    batch_size=32,
+    learning_starts=64,
+    buffer_size=1_000,
+    eval_episodes=8,
+    progress=False,
+    wandb_mode="disabled",
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
-)  # fmt: skip
+)

@@ -17,9 +17,14 @@ from mjx_som.config import apply_overrides, default_config, validate
 from mjx_som.sharding import make_mesh  # noqa: E402
 
 TINY = dict(
-    num_envs=8, total_steps=1_200, log_every=400, batch_size=32, learning_starts=64, buffer_size=1_000,
+    num_envs=8,
+    total_steps=1_200,
+    log_every=400,
+    batch_size=32,
+    learning_starts=64,
+    buffer_size=1_000,
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
-)  # fmt: skip
+)
 
 
 def run(devices: int) -> dict:

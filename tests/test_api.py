@@ -39,8 +39,18 @@ def test_run_directory_has_every_file(tiny_run):
     assert [r["train/updates"] for r in records] == [43, 93, 143]
     assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
     summary = json.loads(read("summary.json"))
-    for key in ("eval/episode_return", "env_steps", "walltime_s", "device", "num_devices", "num_high_modes",
-                "modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction"):  # fmt: skip
+    for key in (
+        "eval/episode_return",
+        "env_steps",
+        "walltime_s",
+        "device",
+        "num_devices",
+        "num_high_modes",
+        "modes_covered",
+        "high_reward_fraction",
+        "bon_modes_covered",
+        "bon_high_reward_fraction",
+    ):
         assert key in summary, key
     assert summary == tiny_run.summary and summary["env_steps"] == 1200 and summary["device"] == "cpu"
     assert summary["updates"] == 143 and "warning" not in summary
@@ -279,9 +289,21 @@ def test_brax_sac_peer_gets_our_sac_runs_settings():
 
     config = default_config("HalfCheetah-v4", "sac", "cpu")
     settings = brax_sac_settings(config)
-    expected = dict(num_timesteps=100_000, num_envs=32, batch_size=256, grad_updates_per_step=8, discounting=0.99,
-                    reward_scaling=0.2, tau=0.005, max_replay_size=100_000, min_replay_size=8000,
-                    normalize_observations=True, num_eval_envs=8, deterministic_eval=True, num_evals=7)  # fmt: skip
+    expected = dict(
+        num_timesteps=100_000,
+        num_envs=32,
+        batch_size=256,
+        grad_updates_per_step=8,
+        discounting=0.99,
+        reward_scaling=0.2,
+        tau=0.005,
+        max_replay_size=100_000,
+        min_replay_size=8000,
+        normalize_observations=True,
+        num_eval_envs=8,
+        deterministic_eval=True,
+        num_evals=7,
+    )
     assert {k: settings[k] for k in expected} == expected
     assert settings["network_factory"].keywords == {"hidden_layer_sizes": (128, 128)}
 

@@ -25,11 +25,16 @@ def _batch(key, size=32, obs_size=3, action_size=2, target_actions=False):
     keys = jax.random.split(key, 3)
     action = jax.random.uniform(keys[1], (size, action_size), minval=-1.0, maxval=1.0)
     return Transition(
-        obs=jax.random.normal(keys[0], (size, obs_size)), action=action,
-        reward=jax.random.uniform(keys[2], (size,)), next_obs=jax.random.normal(keys[2], (size, obs_size)),
-        terminated=jnp.zeros(size), done=jnp.zeros(size), discount=jnp.full(size, 0.99),
-        target_action=action if target_actions else None, row=jnp.arange(size),
-    )  # fmt: skip
+        obs=jax.random.normal(keys[0], (size, obs_size)),
+        action=action,
+        reward=jax.random.uniform(keys[2], (size,)),
+        next_obs=jax.random.normal(keys[2], (size, obs_size)),
+        terminated=jnp.zeros(size),
+        done=jnp.zeros(size),
+        discount=jnp.full(size, 0.99),
+        target_action=action if target_actions else None,
+        row=jnp.arange(size),
+    )
 
 
 def test_dipo_improved_actions_raise_the_true_q_well_above_the_replayed_ones():
@@ -50,9 +55,17 @@ def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_fro
     must leave action + 0.1 * updates in the row's target_action (each update starts from the last)."""
     config = apply_overrides(
         RunConfig(env="bandit", algo="dipo", normalize_obs=False),
-        dict(num_envs=1, total_steps=1, log_every=1, batch_size=4, buffer_size=1, learning_starts=1,
-             updates_per_step=3, dipo=dict(SMALL, num_candidates=1)),
-    )  # fmt: skip
+        dict(
+            num_envs=1,
+            total_steps=1,
+            log_every=1,
+            batch_size=4,
+            buffer_size=1,
+            learning_starts=1,
+            updates_per_step=3,
+            dipo=dict(SMALL, num_candidates=1),
+        ),
+    )
     env = one_mode_bandit()
     dipo = make_agent("dipo", config.dipo, EnvSpec(env.observation_size, env.action_size, 3))
     agent = dipo._replace(improve=lambda state, batch, key: batch.target_action + 0.1)

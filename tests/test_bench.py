@@ -12,8 +12,22 @@ def _bench(monkeypatch, argv):
 
 def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
-    _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "2,8", "--repeats", "20",
-                         "--steps-per-call", "5", "--json", str(out)])  # fmt: skip
+    _bench(
+        monkeypatch,
+        [
+            "--env",
+            "bandit/eight_gaussians",
+            "--env-only",
+            "--num-envs",
+            "2,8",
+            "--repeats",
+            "20",
+            "--steps-per-call",
+            "5",
+            "--json",
+            str(out),
+        ],
+    )
     records = json.loads(out.read_text())
     assert [r["num_envs"] for r in records] == [2, 8]
     assert all(r["env_steps_per_s"] > 0 and r["device"] == "cpu" for r in records)
@@ -24,12 +38,43 @@ def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
 
 def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "bench.json"
-    _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som,dacer", "--batch-sizes", "1,8",
-                         "--num-envs", "8", "--repeats", "3", "--loop-iterations", "2", "--loop-repeats", "1",
-                         "--buffer-size", "1000", "--scaling", "8", "--scaling-baseline", "dacer",
-                         "--som.actor-hidden", "32", "--som.critic-hidden", "32", "--dacer.actor-hidden", "32",
-                         "--dacer.critic-hidden", "32",
-                         "--json", str(out), "--out-dir", str(tmp_path)])  # fmt: skip
+    _bench(
+        monkeypatch,
+        [
+            "--env",
+            "bandit/eight_gaussians",
+            "--algos",
+            "som,dacer",
+            "--batch-sizes",
+            "1,8",
+            "--num-envs",
+            "8",
+            "--repeats",
+            "3",
+            "--loop-iterations",
+            "2",
+            "--loop-repeats",
+            "1",
+            "--buffer-size",
+            "1000",
+            "--scaling",
+            "8",
+            "--scaling-baseline",
+            "dacer",
+            "--som.actor-hidden",
+            "32",
+            "--som.critic-hidden",
+            "32",
+            "--dacer.actor-hidden",
+            "32",
+            "--dacer.critic-hidden",
+            "32",
+            "--json",
+            str(out),
+            "--out-dir",
+            str(tmp_path),
+        ],
+    )
     records = json.loads(out.read_text())
     algo_rows = [r for r in records if r["kind"] == "algo"]
     assert [(r["algo"], r["batch_size"]) for r in algo_rows] == [("som", 1), ("som", 8), ("dacer", 1), ("dacer", 8)]

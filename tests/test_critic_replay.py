@@ -25,9 +25,13 @@ def test_td_target_bootstraps_through_truncation_not_termination():
     next_obs = jax.random.normal(jax.random.PRNGKey(1), (2, 3))
     next_action = jnp.zeros((2, 2))
     batch = Transition(
-        obs=jnp.zeros((2, 3)), action=jnp.zeros((2, 2)), reward=jnp.array([1.0, 1.0]),
-        next_obs=next_obs, terminated=jnp.array([1.0, 0.0]), done=jnp.ones(2),  # row 0 terminated, row 1 truncated
-    )  # fmt: skip
+        obs=jnp.zeros((2, 3)),
+        action=jnp.zeros((2, 2)),
+        reward=jnp.array([1.0, 1.0]),
+        next_obs=next_obs,
+        terminated=jnp.array([1.0, 0.0]),
+        done=jnp.ones(2),  # row 0 terminated, row 1 truncated
+    )
     y = np.asarray(td_target(CONFIG, params, batch, lambda obs: (next_action, 0.5)))
     q_next = np.asarray(min_q(CONFIG, params, next_obs, next_action))
     np.testing.assert_allclose(y, [1.0, 1.0 + 0.9 * (q_next[1] + 0.5)], rtol=1e-6)

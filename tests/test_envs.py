@@ -69,10 +69,19 @@ def test_bad_solver_override_is_named():
 
 def test_names_cover_the_interface():
     assert set(envs.names()) >= {
-        "Ant-v4", "HalfCheetah-v4", "Hopper-v4", "Humanoid-v4", "Walker2d-v4", "InvertedPendulum-v4",
-        "InvertedDoublePendulum-v4", "Reacher-v4", "Swimmer-v4",
-        "bandit/eight_gaussians", "bandit/two_moons", "bandit/checkerboard",
-    }  # fmt: skip
+        "Ant-v4",
+        "HalfCheetah-v4",
+        "Hopper-v4",
+        "Humanoid-v4",
+        "Walker2d-v4",
+        "InvertedPendulum-v4",
+        "InvertedDoublePendulum-v4",
+        "Reacher-v4",
+        "Swimmer-v4",
+        "bandit/eight_gaussians",
+        "bandit/two_moons",
+        "bandit/checkerboard",
+    }
 
 
 def test_actions_map_onto_control_range():

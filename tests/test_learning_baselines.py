@@ -21,9 +21,16 @@ from mjx_som.logging import read_metrics
 
 TARGET = (0.6, -0.5)
 SETTINGS = dict(
-    total_steps=16_384, learning_starts=2_048, log_every=2_048, eval_every=2_048, eval_episodes=1_024,
-    batch_size=128, updates_per_step=2, progress=False, wandb_mode="disabled",
-)  # fmt: skip
+    total_steps=16_384,
+    learning_starts=2_048,
+    log_every=2_048,
+    eval_every=2_048,
+    eval_episodes=1_024,
+    batch_size=128,
+    updates_per_step=2,
+    progress=False,
+    wandb_mode="disabled",
+)
 NETS = dict(actor_hidden=(64, 64), critic_hidden=(64, 64))
 ALGOS = {
     "sac": dict(actor_lr=1e-3),
@@ -44,8 +51,9 @@ def one_mode_bandit():
 
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_baseline_learns_a_one_mode_bandit(algo, tmp_path):
-    result = mjx_som.train(one_mode_bandit(), algo=algo, run_dir=str(tmp_path / algo), **SETTINGS,
-                           **{algo: {**NETS, **ALGOS[algo]}})  # fmt: skip
+    result = mjx_som.train(
+        one_mode_bandit(), algo=algo, run_dir=str(tmp_path / algo), **SETTINGS, **{algo: {**NETS, **ALGOS[algo]}}
+    )
     evals = [r["eval/episode_return"] for r in read_metrics(result.run_dir) if r.get("eval/episode_return") is not None]
     assert len(evals) == 8 and result.summary["skipped_updates"] == 0
     # the first evaluation comes when learning starts (the untrained actor)

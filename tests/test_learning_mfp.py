@@ -14,8 +14,14 @@ QUIET = dict(progress=False, wandb_mode="disabled")
 def test_mfp_best_of_n_regression_collapses_to_one_mode(tmp_path):
     """The same one-step actor regressed onto best-of-N targets (MFP) puts its samples into one mode."""
     result = mjx_som.train(
-        "bandit/eight_gaussians", algo="mfp", run_dir=str(tmp_path / "mfp"), total_steps=64_000,
-        learning_starts=4_096, buffer_size=100_000, mfp=dict(ema=0.99), **QUIET,
-    )  # fmt: skip
+        "bandit/eight_gaussians",
+        algo="mfp",
+        run_dir=str(tmp_path / "mfp"),
+        total_steps=64_000,
+        learning_starts=4_096,
+        buffer_size=100_000,
+        mfp=dict(ema=0.99),
+        **QUIET,
+    )
     summary = result.summary
     assert summary["modes_covered"] == 1 and summary["high_reward_fraction"] >= 0.8, summary

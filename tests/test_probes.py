@@ -69,18 +69,36 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     out = tmp_path / "probes"
     runs = out / "runs"
     learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-mfp-s0"
-    settings = {"total_steps": 8192, "learning_starts": 1024, "buffer_size": 8192, "log_every": 4096,
-                "checkpoint_every": 4096, **{f"{a}.{n}": [32] for a in ("som", "mfp") for n in ("actor_hidden",
-                "critic_hidden")}}  # fmt: skip
+    settings = {
+        "total_steps": 8192,
+        "learning_starts": 1024,
+        "buffer_size": 8192,
+        "log_every": 4096,
+        "checkpoint_every": 4096,
+        **{f"{a}.{n}": [32] for a in ("som", "mfp") for n in ("actor_hidden", "critic_hidden")},
+    }
     flags = to_flags(settings)  # run.py's flags; each run takes its own algorithm's
-    options = ProbeOptions(out=str(out), quick=True, bandits="bandit/eight_gaussians", methods="som,mfp", seeds="0",
-                           noise_scales="0", qdiag_runs=learned_runs)  # fmt: skip
+    options = ProbeOptions(
+        out=str(out),
+        quick=True,
+        bandits="bandit/eight_gaussians",
+        methods="som,mfp",
+        seeds="0",
+        noise_scales="0",
+        qdiag_runs=learned_runs,
+    )
     options.check(flags)
     results = run_probes(options, flags)
     assert set(results) == {"score", "ablation", "learned", "noise", "qdiag"}
     assert json.loads((out / "probes.json").read_text()).keys() == results.keys()
-    for name in ("score_estimate.png", "estimator_ablation.png", "transport_eight_gaussians.png", "critic_noise.png",
-                 "q_diagnostics.png", "summary.md"):  # fmt: skip
+    for name in (
+        "score_estimate.png",
+        "estimator_ablation.png",
+        "transport_eight_gaussians.png",
+        "critic_noise.png",
+        "q_diagnostics.png",
+        "summary.md",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert results["ablation"]["settings"]["w (idem, vp)=5.0"]["outside_box_fraction"] > 0.5  # as the prototype found
     for method in ("som", "mfp"):

@@ -121,12 +121,34 @@ def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
 
 def _cli(args):
     return subprocess.Popen(
-        [sys.executable, "launch/run.py", "--env", "bandit/eight_gaussians", "--wandb-mode", "disabled",
-         "--no-progress", "--num-envs", "8", "--batch-size", "32", "--learning-starts", "64",
-         "--som.actor-hidden", "16", "--som.critic-hidden", "16", "--som.num-samples", "8",
-         "--som.num-candidates", "4", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "launch/run.py",
+            "--env",
+            "bandit/eight_gaussians",
+            "--wandb-mode",
+            "disabled",
+            "--no-progress",
+            "--num-envs",
+            "8",
+            "--batch-size",
+            "32",
+            "--learning-starts",
+            "64",
+            "--som.actor-hidden",
+            "16",
+            "--som.critic-hidden",
+            "16",
+            "--som.num-samples",
+            "8",
+            "--som.num-candidates",
+            "4",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path, proc, timeout=240):
@@ -138,8 +160,20 @@ def _wait_for(path, proc, timeout=240):
 
 def test_sigint_writes_checkpoint_summary_and_resume_hint(tmp_path):
     run_dir = str(tmp_path / "sigint")
-    proc = _cli(["--run-dir", run_dir, "--total-steps", "100000000", "--log-every", "400",
-                 "--checkpoint-every", "100000000", "--buffer-size", "1000"])  # fmt: skip
+    proc = _cli(
+        [
+            "--run-dir",
+            run_dir,
+            "--total-steps",
+            "100000000",
+            "--log-every",
+            "400",
+            "--checkpoint-every",
+            "100000000",
+            "--buffer-size",
+            "1000",
+        ]
+    )
     _wait_for(os.path.join(run_dir, "metrics.jsonl"), proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
@@ -164,8 +198,22 @@ def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pa
     """A large replay buffer makes each checkpoint take a while to write; the process is killed as
     soon as a write is seen in progress (orbax's temporary directory) after one has completed."""
     run_dir = str(tmp_path / "killed")
-    proc = _cli(["--run-dir", run_dir, "--total-steps", "4000", "--log-every", "400", "--checkpoint-every", "400",
-                 "--buffer-size", "6000000", "--keep-checkpoints", "2"])  # fmt: skip
+    proc = _cli(
+        [
+            "--run-dir",
+            run_dir,
+            "--total-steps",
+            "4000",
+            "--log-every",
+            "400",
+            "--checkpoint-every",
+            "400",
+            "--buffer-size",
+            "6000000",
+            "--keep-checkpoints",
+            "2",
+        ]
+    )
     ckpt = checkpoint_dir(run_dir)
     deadline = time.time() + 240
     while True:

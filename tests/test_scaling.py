@@ -51,9 +51,12 @@ def test_layouts_that_do_not_divide_are_refused(multi_device):
 def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch):
     replay = 1000 * 4 * (2 * 1 + 2 + 3)  # obs, next_obs, action, reward, terminated, done
     monkeypatch.setattr(sharding, "memory_limit_bytes", lambda: int(replay / 0.8) + 1)  # the replay alone fits
-    with pytest.raises(ValueError, match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
-                                         r".* GiB, networks .* GiB\).*lower --buffer-size or --num-envs, or use more "
-                                         r"--devices"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
+        r".* GiB, networks .* GiB\).*lower --buffer-size or --num-envs, or use more "
+        r"--devices",
+    ):
         mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "big"), **TINY)
     assert not os.path.exists(tmp_path / "big")
 
@@ -69,14 +72,48 @@ def _free_port() -> int:
 def test_two_processes_run_the_same_training(tmp_path):
     """launch/run.py as 2 processes x 2 simulated devices (jax.distributed over localhost, gloo
     collectives): process 0 alone writes the run files, and the training matches the 1-device run."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
-               JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")  # fmt: skip
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+        JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+    )
     run_dir, port = tmp_path / "two_hosts", _free_port()
-    flags = ["--env", "bandit/eight_gaussians", "--coordinator", f"localhost:{port}", "--num-processes", "2",
-             "--num-envs", "8", "--total-steps", "1200", "--log-every", "400", "--batch-size", "32",
-             "--learning-starts", "64", "--buffer-size", "1000", "--eval-episodes", "8", "--no-progress",
-             "--wandb-mode", "disabled", "--run-dir", str(run_dir), "--som.actor-hidden", "16",
-             "--som.critic-hidden", "16", "--som.num-samples", "8", "--som.num-candidates", "4"]  # fmt: skip
+    flags = [
+        "--env",
+        "bandit/eight_gaussians",
+        "--coordinator",
+        f"localhost:{port}",
+        "--num-processes",
+        "2",
+        "--num-envs",
+        "8",
+        "--total-steps",
+        "1200",
+        "--log-every",
+        "400",
+        "--batch-size",
+        "32",
+        "--learning-starts",
+        "64",
+        "--buffer-size",
+        "1000",
+        "--eval-episodes",
+        "8",
+        "--no-progress",
+        "--wandb-mode",
+        "disabled",
+        "--run-dir",
+        str(run_dir),
+        "--som.actor-hidden",
+        "16",
+        "--som.critic-hidden",
+        "16",
+        "--som.num-samples",
+        "8",
+        "--som.num-candidates",
+        "4",
+    ]
     procs = [
         subprocess.Popen(
             [sys.executable, "launch/run.py", *flags, "--process-id", str(i)],
@@ -84,7 +121,7 @@ def test_two_processes_run_the_same_training(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]

@@ -11,11 +11,18 @@ from mjx_som.report import write_report
 from mjx_som.sweep import expand, load_grid
 
 TINY_FLAGS = dict(
-    num_envs=8, total_steps=1200, log_every=400, eval_every=400, batch_size=32, learning_starts=64,
-    buffer_size=1000, eval_episodes=8, wandb_mode="disabled",
+    num_envs=8,
+    total_steps=1200,
+    log_every=400,
+    eval_every=400,
+    batch_size=32,
+    learning_starts=64,
+    buffer_size=1000,
+    eval_episodes=8,
+    wandb_mode="disabled",
     som={"actor_hidden": [16], "critic_hidden": [16], "num_samples": 8, "num_candidates": 4},
     mfp={"actor_hidden": [16], "critic_hidden": [16], "num_candidates": 4},
-)  # fmt: skip
+)
 
 
 def _flat(flags):
@@ -29,8 +36,14 @@ def _flat(flags):
 
 
 def test_grid_expands_per_algo_axes(tmp_path):
-    spec = {"name": "g", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"], "seeds": [0, 1],
-            "grid": {"som.w": [3.0, 5.0], "batch_size": [32, 64]}, "flags": {"progress": False}}  # fmt: skip
+    spec = {
+        "name": "g",
+        "envs": ["bandit/eight_gaussians"],
+        "algos": ["som", "mfp"],
+        "seeds": [0, 1],
+        "grid": {"som.w": [3.0, 5.0], "batch_size": [32, 64]},
+        "flags": {"progress": False},
+    }
     runs = expand(spec, "out")
     assert len(runs) == (2 * 2 + 2) * 2  # som: w x batch; mfp: batch only; x 2 seeds
     som = next(r for r in runs if "-som-" in r["run_dir"])
@@ -45,16 +58,27 @@ def test_grid_expands_per_algo_axes(tmp_path):
 
 def test_sweep_then_report(tmp_path):
     grid = tmp_path / "grid.yaml"
-    grid.write_text(yaml.safe_dump({"name": "tiny", "envs": ["bandit/eight_gaussians"], "algos": ["som", "mfp"],
-                                    "seeds": [0, 1], "flags": _flat(TINY_FLAGS)}))  # fmt: skip
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "envs": ["bandit/eight_gaussians"],
+                "algos": ["som", "mfp"],
+                "seeds": [0, 1],
+                "flags": _flat(TINY_FLAGS),
+            }
+        )
+    )
     out = tmp_path / "sweep"
     sweep = subprocess.run([sys.executable, "launch/sweep.py", str(grid), "--out", str(out), "--parallel", "2"])
     assert sweep.returncode == 0, [p.read_text()[-2000:] for p in (out / "logs").iterdir()]
     run_dirs = sorted(p for p in out.iterdir() if p.name != "logs")
     assert [p.name for p in run_dirs] == [
-        "bandit_eight_gaussians-mfp-s0", "bandit_eight_gaussians-mfp-s1",
-        "bandit_eight_gaussians-som-s0", "bandit_eight_gaussians-som-s1",
-    ]  # fmt: skip
+        "bandit_eight_gaussians-mfp-s0",
+        "bandit_eight_gaussians-mfp-s1",
+        "bandit_eight_gaussians-som-s0",
+        "bandit_eight_gaussians-som-s1",
+    ]
     assert json.loads((run_dirs[0] / "config.json").read_text())["wandb_group"] == "tiny"
     report_dir = tmp_path / "report"
     report = write_report([str(p) for p in out.iterdir()], str(report_dir))

@@ -40,9 +40,16 @@ class Counter(Env):
 def test_replay_holds_the_true_final_observation_at_truncation():
     config = apply_overrides(
         RunConfig(env="Counter", normalize_obs=False),
-        dict(num_envs=2, total_steps=14, log_every=14, batch_size=4, buffer_size=64, learning_starts=10**6,
-             som=dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=2)),
-    )  # fmt: skip
+        dict(
+            num_envs=2,
+            total_steps=14,
+            log_every=14,
+            batch_size=4,
+            buffer_size=64,
+            learning_starts=10**6,
+            som=dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=2),
+        ),
+    )
     agent = make_agent("som", config.som, EnvSpec(1, 1, 1))
     trainer = Trainer(Counter(), agent, config, eval_episodes=2)
     state, _ = trainer.chunk(trainer.init(jax.random.PRNGKey(0)))
