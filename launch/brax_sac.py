@@ -1,5 +1,6 @@
 """brax's own SAC on one of our environments, with the settings of our SAC run for the same flags (the
-peer anchor of docs/benchmarks.md). Writes a run directory that launch/report.py reads.
+peer anchor of docs/benchmarks.md). Takes launch/run.py's flags (--env, --seed, --num-envs, --sac.*, ...);
+writes a run directory that launch/report.py reads.
 
     python launch/brax_sac.py --env HalfCheetah-v4 --seed 0 --run-dir runs/brax-hc-s0
 """
@@ -8,16 +9,14 @@ from __future__ import annotations
 
 import sys
 
-import tyro
-
 from mjx_som import peers
-from mjx_som.config import RunConfig, default_config
+from mjx_som.config import RunConfig, config_from_flags, parse_selection
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    env = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--env"), RunConfig.env)
-    config = tyro.cli(RunConfig, args=argv, default=default_config(env, "sac"), description=__doc__)
+    chosen = parse_selection(argv)
+    config = config_from_flags(chosen.env or RunConfig.env, "sac", argv, chosen.preset or "auto")
     run_dir = config.run_dir or f"runs/{config.env}-{peers.BRAX_ALGO}-s{config.seed}"
     try:
         summary = peers.train_brax_sac(config, run_dir)

@@ -8,7 +8,9 @@ step of ours and of Gymnasium's with the same action; prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+
+import tyro
 
 import envs
 from envs.reference import one_step_drift, reference_states
@@ -20,11 +22,16 @@ SETTINGS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", default=",".join(envs.MUJOCO_TASKS), help="comma-separated MuJoCo task names")
-    parser.add_argument("--states", type=int, default=64, help="states compared per task")
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class DriftOptions:
+    envs: str = ",".join(envs.MUJOCO_TASKS)
+    """comma-separated MuJoCo task names"""
+    states: int = 64
+    """states compared per task"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = tyro.cli(DriftOptions, args=argv, description=__doc__)
     print("| task | solver settings | max abs obs err | max rel obs err | max abs reward err | terminated mismatches |")
     print("|---|---|---|---|---|---|")
     for name in args.envs.split(","):
