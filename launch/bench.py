@@ -20,22 +20,13 @@ algorithm it fits: --batch-size 256 (transitions per update), --buffer-size, --s
 
 from __future__ import annotations
 
-import sys
-
-import tyro
-
 from mjx_som.bench_suite import BenchOptions, run_bench
+from mjx_som.config import options_and_run_flags
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    options, flags = tyro.cli(BenchOptions, args=argv, description=__doc__, return_unknown_args=True)
-    options = options.for_device()
-    try:
-        options.check(flags)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from e
-    return run_bench(options, flags)
+    options, flags = options_and_run_flags(BenchOptions, argv, __doc__)
+    return run_bench(options.for_device(), flags)
 
 
 if __name__ == "__main__":

@@ -30,20 +30,12 @@ mjx_som/probe_suite.py; this file is their CLI.
 
 from __future__ import annotations
 
-import sys
-
-import tyro
-
+from mjx_som.config import options_and_run_flags
 from mjx_som.probe_suite import ProbeOptions, run_probes
 
 
 def main(argv: list[str] | None = None) -> dict:
-    options, flags = tyro.cli(ProbeOptions, args=argv, description=__doc__, return_unknown_args=True)
-    try:
-        options.check(flags)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from e
+    options, flags = options_and_run_flags(ProbeOptions, argv, __doc__)
     return run_probes(options, flags)
 
 

@@ -322,6 +322,23 @@ def check_replaced_flags(flags: list[str]) -> None:
             raise ValueError(f"{name} was replaced: use {REPLACED_FLAGS[name]}")
 
 
+def options_and_run_flags(options_class, argv: list[str] | None, description: str):
+    """A launch script's command line: (its own options, parsed by tyro into options_class, and the rest
+    as launch/run.py's flags). options_class.check(flags) runs before anything compiles; its ValueError
+    ends the script with the message and status 2, as tyro's own errors do."""
+    import sys
+
+    import tyro
+
+    options, flags = tyro.cli(options_class, args=argv, description=description, return_unknown_args=True)
+    try:
+        options.check(flags)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
+    return options, flags
+
+
 def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto", prog: str | None = None):
     """The RunConfig that `launch/run.py --env ENV --algo ALGO FLAGS` runs: the env's preset (resolve_config:
     env may be a name or an environment object), then run.py's flags; other algorithms' flags are ignored

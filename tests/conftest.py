@@ -1,6 +1,6 @@
 """Shared test settings: CPU, W&B off, a persistent compilation cache shared by the xdist workers and
 the CLI subprocesses (many tests compile the same tiny training chunk), and TINY, the run settings of
-those tiny runs (import it: `from conftest import TINY`)."""
+those tiny runs (import it: `from conftest import TINY`; as launch/run.py's flags: tiny_flags())."""
 
 import os
 import tempfile
@@ -23,3 +23,21 @@ TINY = dict(
     wandb_mode="disabled",
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
 )
+
+
+def dotted(settings: dict) -> dict:
+    """{"som": {"w": 3}, "num_envs": 8} -> {"som.w": 3, "num_envs": 8}: run settings as to_flags takes them."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": v for name, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def tiny_flags(**changes) -> list[str]:
+    """TINY (with changes) as launch/run.py's flags."""
+    from mjx_som.config import to_flags
+
+    return to_flags(dotted({**TINY, **changes}))

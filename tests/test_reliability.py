@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, dotted
 
 import envs
 import mjx_som
@@ -21,7 +21,7 @@ from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
 from mjx_som.api import make_trainer
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import load_config
+from mjx_som.config import load_config, to_flags
 from mjx_som.trainer import all_finite
 
 TINY = {**TINY, "total_steps": 1_600, "checkpoint_every": 800}
@@ -120,31 +120,17 @@ def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
 
 
 def _cli(args):
+    settings = dict(
+        env="bandit/eight_gaussians",
+        wandb_mode="disabled",
+        progress=False,
+        num_envs=8,
+        batch_size=32,
+        learning_starts=64,
+        som=TINY["som"],
+    )
     return subprocess.Popen(
-        [
-            sys.executable,
-            "launch/run.py",
-            "--env",
-            "bandit/eight_gaussians",
-            "--wandb-mode",
-            "disabled",
-            "--no-progress",
-            "--num-envs",
-            "8",
-            "--batch-size",
-            "32",
-            "--learning-starts",
-            "64",
-            "--som.actor-hidden",
-            "16",
-            "--som.critic-hidden",
-            "16",
-            "--som.num-samples",
-            "8",
-            "--som.num-candidates",
-            "4",
-            *args,
-        ],
+        [sys.executable, "launch/run.py", *to_flags(dotted(settings)), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, tiny_flags
 
 import mjx_som
 from mjx_som import sharding
@@ -86,33 +86,7 @@ def test_two_processes_run_the_same_training(tmp_path):
         f"localhost:{port}",
         "--num-processes",
         "2",
-        "--num-envs",
-        "8",
-        "--total-steps",
-        "1200",
-        "--log-every",
-        "400",
-        "--batch-size",
-        "32",
-        "--learning-starts",
-        "64",
-        "--buffer-size",
-        "1000",
-        "--eval-episodes",
-        "8",
-        "--no-progress",
-        "--wandb-mode",
-        "disabled",
-        "--run-dir",
-        str(run_dir),
-        "--som.actor-hidden",
-        "16",
-        "--som.critic-hidden",
-        "16",
-        "--som.num-samples",
-        "8",
-        "--som.num-candidates",
-        "4",
+        *tiny_flags(run_dir=str(run_dir)),
     ]
     procs = [
         subprocess.Popen(

@@ -6,33 +6,20 @@ import sys
 
 import pytest
 import yaml
+from conftest import TINY, dotted
 
 from mjx_som.report import write_report
 from mjx_som.sweep import expand, load_grid
 
-TINY_FLAGS = dict(
-    num_envs=8,
-    total_steps=1200,
-    log_every=400,
-    eval_every=400,
-    batch_size=32,
-    learning_starts=64,
-    buffer_size=1000,
-    eval_episodes=8,
-    wandb_mode="disabled",
-    som={"actor_hidden": [16], "critic_hidden": [16], "num_samples": 8, "num_candidates": 4},
-    mfp={"actor_hidden": [16], "critic_hidden": [16], "num_candidates": 4},
+# TINY's run, eval every 400 steps, and MFP's networks as small as SOM's (YAML takes lists, not tuples)
+SWEEP_FLAGS = dotted(
+    {
+        **TINY,
+        "eval_every": 400,
+        "som": {k: list(v) if isinstance(v, tuple) else v for k, v in TINY["som"].items()},
+        "mfp": {"actor_hidden": [16], "critic_hidden": [16], "num_candidates": 4},
+    }
 )
-
-
-def _flat(flags):
-    out = {}
-    for key, value in flags.items():
-        if isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            out[key] = value
-    return out
 
 
 def test_grid_expands_per_algo_axes(tmp_path):
@@ -65,7 +52,7 @@ def test_sweep_then_report(tmp_path):
                 "envs": ["bandit/eight_gaussians"],
                 "algos": ["som", "mfp"],
                 "seeds": [0, 1],
-                "flags": _flat(TINY_FLAGS),
+                "flags": SWEEP_FLAGS,
             }
         )
     )
