@@ -482,8 +482,8 @@ def config_from_dict(values: dict, cls=RunConfig):
 
 
 # Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the
-# authors' temperatures, one acting rule); a config.json from before has no "ema" for them.
-# a reworked baseline's config has this field; one without it was written before the rework (2026-11-28)
+# authors' temperatures, one acting rule): a reworked baseline's config has this field; one without it was
+# written before the rework.
 _REWORKED_BASELINES = {
     "dacer": "ema",
     "sdac": "ema",
@@ -496,13 +496,21 @@ _REWORKED_BASELINES = {
 
 def _upgrade(values: dict) -> dict:
     """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
-    alpha (and standardize_q, off by default, is gone); n_step did not exist (1). The reworked baselines'
-    old settings are dropped where the run is another algorithm's; a run of one of them from before
+    alpha (standardize_q and a_t_source are gone); n_step did not exist (1). The reworked baselines' old
+    settings are dropped where the run is another algorithm's; a run of one of them from before
     cannot be continued (its state or its method differs), which the error says."""
     som = values.get("som")
     if isinstance(som, dict) and "temperature" not in som:
         som = {k: v for k, v in som.items() if k != "standardize_q"}
         values = {**values, "som": {**som, "temperature": "fixed"}}
+    som = values.get("som")
+    if isinstance(som, dict) and "a_t_source" in som:  # removed 2026-11-28: "replay" changed nothing (probes §3)
+        if som["a_t_source"] != "policy" and values.get("algo") == "som":
+            raise ValueError(
+                f"this run noised {som['a_t_source']!r} actions to a_t (a_t_source, removed on 2026-11-28); "
+                "this version noises the policy's own: rerun it"
+            )
+        values = {**values, "som": {k: v for k, v in som.items() if k != "a_t_source"}}
     for algo, marker in _REWORKED_BASELINES.items():
         old = values.get(algo)
         if isinstance(old, dict) and marker not in old:

@@ -80,6 +80,15 @@ def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path)
         json.dump(old, f)
     config = load_config(str(tmp_path))
     assert config.som.temperature == "fixed" and config.som.alpha == 30.0 and config.n_step == 1
+    # a_t_source (removed): "policy", what SOM does, loads; a run that noised replayed actions is refused
+    for source, loads in (("policy", True), ("replay", False)):
+        with open(tmp_path / "config.json", "w") as f:
+            json.dump({**old, "som": {**old["som"], "a_t_source": source}}, f)
+        if loads:
+            assert load_config(str(tmp_path)).som == config.som
+        else:
+            with pytest.raises(ValueError, match="a_t_source, removed on 2026-11-28"):
+                load_config(str(tmp_path))
 
 
 @pytest.mark.parametrize("algo", ["qsm", "dacer"])

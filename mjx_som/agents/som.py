@@ -19,16 +19,11 @@ from mjx_som.critic import min_q
 from mjx_som.meanflow import sample_times
 from mjx_som.score import ScoreConfig, estimate_velocity, noise_action, scaled_alpha, weight_metrics
 
-A_T_SOURCES = ("policy", "replay")
-
 
 @dataclass(frozen=True)
 class SOMConfig(OneStepConfig, ScoreConfig):
-    """SOM hyper-parameters: the critic's, the MeanFlow loss's, the actor's (OneStepConfig), the
-    target velocity's (ScoreConfig) and a_t_source. docs/algorithm.md gives the reasons."""
-
-    a_t_source: str = "policy"
-    """clean actions noised to a_t: policy (current one-step samples) or replay"""
+    """SOM hyper-parameters: the critic's, the MeanFlow loss's, the actor's (OneStepConfig) and the
+    target velocity's (ScoreConfig). docs/algorithm.md gives the reasons."""
 
     def score_config(self) -> ScoreConfig:
         return project(self, ScoreConfig)
@@ -36,8 +31,6 @@ class SOMConfig(OneStepConfig, ScoreConfig):
     def validate(self) -> None:
         OneStepConfig.validate(self)
         self.score_config().validate()
-        if self.a_t_source not in A_T_SOURCES:
-            raise ValueError(f"a_t_source={self.a_t_source!r}; allowed: {', '.join(A_T_SOURCES)}")
 
 
 def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
@@ -47,10 +40,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
     def regression_target(state, critic_params, batch, key, sampler):
         key_a0, key_times, key_eps, key_score, key_scale = jax.random.split(key, 5)
         obs = batch.obs
-        if config.a_t_source == "policy":
-            a0 = jax.lax.stop_gradient(sampler.sample(state.actor_params, obs, key_a0))
-        else:
-            a0 = batch.action
+        a0 = jax.lax.stop_gradient(sampler.sample(state.actor_params, obs, key_a0))  # the current policy's actions
         r, t = sample_times(key_times, obs.shape[0], meanflow_config)
         a_t = noise_action(a0, jax.random.normal(key_eps, a0.shape), t, score_config)
 
