@@ -35,7 +35,11 @@ class EnvSpec:
 
 
 class Agent(NamedTuple):
-    name: str
+    """An algorithm's config (the trainer reads its gamma for the n-step returns) and functions: init(key)
+    -> state; act(state, obs, key, explore) -> actions; update(state, batch, key) -> (state, metrics);
+    sample(state, obs, key, noise=None) -> the raw generative map's actions; improve (DIPO only) -> the
+    batch with improved target actions."""
+
     config: Any
     init: Callable
     act: Callable

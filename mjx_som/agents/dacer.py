@@ -64,4 +64,4 @@ def make_dacer(config: DACERConfig, spec: EnvSpec) -> Agent:
 
         return config.temperature_step(state.extra, entropy_gradient, "entropy")
 
-    return make_diffusion_agent("dacer", config, spec, actor_loss, config.temperature_init(), extra_update, temperature)
+    return make_diffusion_agent(config, spec, actor_loss, config.temperature_init(), extra_update, temperature)

@@ -71,4 +71,4 @@ def make_dipo(config: DIPOConfig, spec: EnvSpec) -> Agent:
         loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key, target)
         return loss, {"action_step": jnp.mean(jnp.linalg.norm(target - batch.action, axis=-1))}
 
-    return make_diffusion_agent("dipo", config, spec, actor_loss, improve=improve)
+    return make_diffusion_agent(config, spec, actor_loss, improve=improve)

@@ -68,5 +68,5 @@ def make_dpmd(config: DPMDConfig, spec: EnvSpec) -> Agent:
 
     extra_init = {"q_mean": 0.0, "q_std": 1.0, **config.temperature_init()}
     return make_diffusion_agent(
-        "dpmd", config, spec, actor_loss, extra_init, extra_update, temperature, clone_next_actions=True
+        config, spec, actor_loss, extra_init, extra_update, temperature, clone_next_actions=True
     )

@@ -79,7 +79,6 @@ ExtraUpdate = Callable[..., tuple]
 
 
 def make_diffusion_agent(
-    name: str,
     config: DiffusionConfig,
     spec: EnvSpec,
     actor_loss: ActorLoss,
@@ -176,7 +175,7 @@ def make_diffusion_agent(
         return state, metrics
 
     improve_fn = None if improve is None else (lambda state, batch, key: improve(state, batch, key, policy))
-    return Agent(name, config, init, act, update, raw_sample, improve_fn)
+    return Agent(config, init, act, update, raw_sample, improve_fn)
 
 
 @dataclass(frozen=True)

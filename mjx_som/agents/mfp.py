@@ -37,4 +37,4 @@ def make_mfp(config: MFPConfig, spec: EnvSpec) -> Agent:
         a_t = (1.0 - t)[:, None] * best + t[:, None] * eps
         return a_t, r, t, eps - best, {"target_velocity_norm": jnp.mean(jnp.linalg.norm(eps - best, axis=-1))}
 
-    return make_one_step_agent("mfp", config, spec, regression_target)
+    return make_one_step_agent(config, spec, regression_target)

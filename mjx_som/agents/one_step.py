@@ -61,7 +61,7 @@ class Sampler(NamedTuple):
 RegressionTarget = Callable[..., tuple]
 
 
-def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regression_target: RegressionTarget) -> Agent:
+def make_one_step_agent(config: OneStepConfig, spec: EnvSpec, regression_target: RegressionTarget) -> Agent:
     config.validate()
     meanflow_config = config.meanflow_config()
     actor_net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
@@ -123,4 +123,4 @@ def make_one_step_agent(name: str, config: OneStepConfig, spec: EnvSpec, regress
         metrics.update(target_metrics, actor_loss=loss, meanflow_mse=mse)
         return OneStepState(actor_params, actor_ema, actor_opt, critic), metrics
 
-    return Agent(name, config, init, act, update, sample)
+    return Agent(config, init, act, update, sample)

@@ -55,4 +55,4 @@ def make_qsm(config: QSMConfig, spec: EnvSpec) -> Agent:
         loss = jnp.mean(jnp.square(pred - target))
         return loss, {"q_grad_norm": jnp.mean(jnp.linalg.norm(grad_q, axis=-1))}
 
-    return make_diffusion_agent("qsm", config, spec, actor_loss, noisy_next_actions=True)
+    return make_diffusion_agent(config, spec, actor_loss, noisy_next_actions=True)

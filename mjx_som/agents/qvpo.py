@@ -84,4 +84,4 @@ def make_qvpo(config: QVPOConfig, spec: EnvSpec) -> Agent:
     def count_update(state, critic_params, batch, key, policy, actor_metrics):
         return {"updates": state.extra["updates"] + 1}, {}
 
-    return make_diffusion_agent("qvpo", config, spec, actor_loss, {"updates": 0}, count_update)
+    return make_diffusion_agent(config, spec, actor_loss, {"updates": 0}, count_update)

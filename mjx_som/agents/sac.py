@@ -109,4 +109,4 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
         metrics.update(actor_loss=loss, entropy=entropy, alpha=jnp.exp(log_alpha))
         return SACState(actor_params, actor_opt, critic, log_alpha, alpha_opt), metrics
 
-    return Agent("sac", config, init, act, update, sample)
+    return Agent(config, init, act, update, sample)

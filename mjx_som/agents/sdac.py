@@ -78,4 +78,4 @@ def make_sdac(config: SDACConfig, spec: EnvSpec) -> Agent:
 
         return config.temperature_step(state.extra, alpha_gradient, "alpha_objective_q")
 
-    return make_diffusion_agent("sdac", config, spec, actor_loss, config.temperature_init(), extra_update, temperature)
+    return make_diffusion_agent(config, spec, actor_loss, config.temperature_init(), extra_update, temperature)

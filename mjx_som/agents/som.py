@@ -61,4 +61,4 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
         metrics = {"target_velocity_norm": jnp.mean(jnp.linalg.norm(v, axis=-1)), **weight_metrics(stats["ess"])}
         return a_t, r, t, v, metrics | {"score_log_alpha": jnp.mean(jnp.log(stats["alpha"]))}
 
-    return make_one_step_agent("som", config, spec, regression_target)
+    return make_one_step_agent(config, spec, regression_target)
