@@ -89,6 +89,8 @@ class Walker2d(_PlanarWalker):
 class Ant(MujocoTask):
     """Ant-v4 with its defaults: no contact forces in the observation or reward (27-d obs)."""
 
+    camera = {**MujocoTask.camera, "distance": 6.0, "elevation": -30.0}
+
     xml_file = "ant.xml"
     frame_skip = 5
     ctrl_cost_weight = 0.5
@@ -151,6 +153,7 @@ class Humanoid(MujocoTask):
 
 
 class Swimmer(MujocoTask):
+    camera = {**MujocoTask.camera, "distance": 3.5, "elevation": -60.0}
     xml_file = "swimmer.xml"
     frame_skip = 4
     forward_reward_weight = 1.0
@@ -167,6 +170,7 @@ class Swimmer(MujocoTask):
 
 
 class InvertedPendulum(MujocoTask):
+    camera = {**MujocoTask.camera, "distance": 2.5, "track_body": None, "lookat": (0.0, 0.0, 0.3)}
     xml_file = "inverted_pendulum.xml"
     frame_skip = 2
     reset_noise_scale = 0.01
@@ -181,6 +185,7 @@ class InvertedPendulum(MujocoTask):
 
 
 class InvertedDoublePendulum(MujocoTask):
+    camera = {**MujocoTask.camera, "distance": 3.5, "track_body": None, "lookat": (0.0, 0.0, 0.6)}
     xml_file = "inverted_double_pendulum.xml"
     frame_skip = 5
     reset_noise_scale = 0.1
@@ -207,6 +212,8 @@ class InvertedDoublePendulum(MujocoTask):
 
 class Reacher(MujocoTask):
     """Reacher-v4: 50-step episodes; the reward is computed from the state BEFORE the step."""
+
+    camera = {**MujocoTask.camera, "distance": 0.9, "elevation": -90.0, "track_body": None}
 
     xml_file = "reacher.xml"
     frame_skip = 2

@@ -78,6 +78,9 @@ class MujocoTask(Env):
     reset_noise_scale: float
     # Gymnasium samples qvel noise either uniformly (like qpos) or as scale * N(0, 1).
     qvel_noise_gaussian: bool = False
+    # The evaluation videos' camera (mjx_som/video.py): a side view that follows body `track_body` (None: a
+    # fixed view of `lookat`), `distance` metres away.
+    camera = {"distance": 4.0, "elevation": -20.0, "azimuth": 90.0, "track_body": 1, "lookat": (0.0, 0.0, 0.0)}
 
     def __init__(self, solver: SolverSettings = SolverSettings(), **task_overrides):
         for key, value in task_overrides.items():

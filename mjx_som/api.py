@@ -55,6 +55,31 @@ class LoadedRun:
         """Raw observations [B, O] as the agent sees them (the run's observation statistics)."""
         return self.trainer.normalize(self.state.normalizer, obs)
 
+    def evaluate(self, episodes: int = 0, env=None, key: jax.Array | None = None) -> tuple[dict, dict]:
+        """Greedy episodes batched on the device -> (metrics: eval/episode_return, its std, eval/episode_length;
+        the first episode's states for a video, {} for a bandit). episodes: 0 = the run's eval_episodes; env:
+        another variant of the task with the same sizes (e.g. envs.make("Hopper-v4", ctrl_cost_weight=0.01));
+        key: default the key of the run's own evaluation at this checkpoint, so that a run's final
+        evaluation is reproduced."""
+        env = self.env if env is None else env
+        if (env.observation_size, env.action_size) != (self.env.observation_size, self.env.action_size):
+            name = getattr(env, "name", type(env).__name__)
+            raise ValueError(
+                f"env {name!r} has observations of {env.observation_size} and actions of {env.action_size}; the "
+                f"run's policy takes {self.env.observation_size} and gives {self.env.action_size}"
+            )
+        if key is None:  # as mjx_som/runner.py derives its evaluation keys
+            key = jax.random.fold_in(jax.random.split(jax.random.PRNGKey(self.config.seed))[1], self.env_steps)
+        trainer = Trainer(env, self.agent, self.config, eval_episodes=episodes or self.config.eval_episodes)
+        metrics, episode = trainer.evaluate(self.state.agent, self.state.normalizer, key)
+        return {k: float(v) for k, v in metrics.items()}, episode
+
+    def export(self, folder: str) -> dict:
+        """The greedy policy as folder/policy.jax, runnable with jax alone (mjx_som/export.py)."""
+        from mjx_som.export import export_policy
+
+        return export_policy(self, folder)
+
 
 def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
     """The run in run_dir restored from its latest checkpoint (or the one at env step `step`), for

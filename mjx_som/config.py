@@ -51,6 +51,11 @@ class RunConfig(TrainerConfig):
     """environment steps between evaluations (there is always one at the end)"""
     eval_episodes: int = 16
     """greedy evaluation episodes, run in parallel"""
+    video_every: int = 10
+    """MuJoCo tasks: a video (RUN_DIR/videos/<env_steps>.mp4, W&B eval/video) of an evaluation episode at the
+    first and the last evaluation and every k-th (0 = none); bandits: the transport picture at each one"""
+    video_size: tuple[int, int] = (320, 240)
+    """width and height of the evaluation videos, pixels"""
     devices: int = 0
     """devices in the mesh (0 = every device of every process); num_envs and buffer_size must divide evenly"""
     wandb_mode: str = "auto"
@@ -370,7 +375,9 @@ def validate(config: RunConfig, env) -> None:
     for name in positive:
         if getattr(config, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    for name in ("learning_starts", "checkpoint_every", "max_consecutive_skips"):
+    if min(config.video_size) < 16 or len(config.video_size) != 2:
+        raise ValueError(f"--video-size {config.video_size}: two sizes (width height), each >= 16 pixels")
+    for name in ("learning_starts", "checkpoint_every", "max_consecutive_skips", "video_every"):
         if getattr(config, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
     if config.num_processes < 1 or not 0 <= config.process_id < config.num_processes:
@@ -547,6 +554,8 @@ RESUME_MAY_CHANGE = (
     "wandb_mode",
     "coordinator",
     "process_id",
+    "video_every",
+    "video_size",
 )
 
 

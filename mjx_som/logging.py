@@ -113,6 +113,18 @@ class RunLogger:
             except Exception as e:  # noqa: BLE001
                 self._wandb_failed(e)
 
+    def log_media(self, key: str, path: str, step: int, caption: str = "") -> None:
+        """A video (.mp4) or picture file to W&B under key at env step `step` (the file stays in the run)."""
+        if self.wandb_run is None:
+            return
+        try:
+            import wandb
+
+            media = wandb.Video(path, caption=caption) if path.endswith(".mp4") else wandb.Image(path, caption=caption)
+            self.wandb_run.log({key: media}, step=step)
+        except Exception as e:  # noqa: BLE001
+            self._wandb_failed(e)
+
     def finish(self, summary: dict) -> None:
         if self.wandb_run is not None:
             try:

@@ -52,9 +52,10 @@ def bandit_reward_image(env, side: int = 161) -> np.ndarray:
     return np.asarray(env.expected_reward(jnp.asarray(actions))).reshape(side, side)
 
 
-def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: str) -> str:
-    """returns.png for bandits: the reward heat map with where the raw one-step map sends noise
-    (left) and the acting best-of-N policy's actions (right), in env coordinates."""
+def plot_bandit_transport(path: str, env, raw_actions, bon_actions, title: str) -> str:
+    """A bandit run's picture (its returns.png, and one per evaluation): the reward heat map with where the
+    raw one-step map sends noise (left) and the acting best-of-N policy's actions (right), in env
+    coordinates."""
     import jax.numpy as jnp
 
     plt = pyplot()
@@ -71,7 +72,7 @@ def plot_bandit_transport(run_dir: str, env, raw_actions, bon_actions, title: st
         ax.set_title(name)
         ax.set_aspect("equal")
     fig.suptitle(title)
-    path = os.path.join(run_dir, "returns.png")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ resume and load are built on it.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
 from mjx_som.plotting import plot_bandit_transport, plot_returns
 from mjx_som.sharding import device_name, host_value, make_mesh, per_device_bytes, replicated
 from mjx_som.trainer import Trainer
+from mjx_som.video import VideoRecorder
 
 COVERAGE_SAMPLES = 4096
 RUN_FILES = (
@@ -181,7 +183,7 @@ class _Session:
             self._write_config()
         self.checkpointer = Checkpointer(self.run_dir, config.keep_checkpoints)
         key_init, self.key_eval = jax.random.split(jax.random.PRNGKey(config.seed))
-        self.last_eval = {}
+        self.last_eval, self.evaluations = {}, 0
         if self.resuming:
             self._restore()
         else:
@@ -204,6 +206,8 @@ class _Session:
         self.checkpoint_every = config.checkpoint_every or math.inf
         self.next_checkpoint = (self.env_steps // self.checkpoint_every + 1) * self.checkpoint_every
         self.stop: _StopRequest | None = None  # set by run() while the loop runs
+        self.videos = VideoRecorder(self.run_dir, env, config.video_every if self.is_main else 0, config.video_size)
+        self.bandit_pictures = self.is_main and isinstance(env, Bandit) and env.modes is not None
 
     @property
     def interrupted(self) -> bool:
@@ -223,6 +227,7 @@ class _Session:
         self.state = self.trainer.place(state)
         records = _truncate_metrics(self.run_dir, meta["env_steps"]) if self.is_main else []
         evals = [r for r in records if r.get("eval/episode_return") is not None]
+        self.evaluations = len(evals)
         if evals:
             self.last_eval = {k: v for k, v in evals[-1].items() if k.startswith("eval/")}
         self.wandb_run_id, self.walltime_before = meta["wandb_run_id"], meta["walltime_s"]
@@ -237,7 +242,8 @@ class _Session:
         return self.last_eval.get("eval/episode_return")
 
     def train_chunk(self, last: bool) -> dict:
-        """One jitted chunk, its metrics record (with an evaluation when one is due or `last`), logged."""
+        """One jitted chunk, its metrics record (with an evaluation when one is due or `last`), logged, and
+        the evaluation videos finished meanwhile."""
         chunk_start = time.perf_counter()
         self.state, metrics = self.trainer.chunk(self.state)
         metrics = {k: host_value(v) for k, v in metrics.items()}
@@ -247,17 +253,33 @@ class _Session:
         record.update({k: float(v) for k, v in metrics.items()})
         self.updates += int(record["train/updates"])
         record["train/updates"] = self.updates  # cumulative: a run that never updated shows a flat 0
-        if self.env_steps >= self.next_eval or last:
-            record.update(self.evaluate())
+        evaluated = self.env_steps >= self.next_eval or last
+        if evaluated:
+            record.update(self.evaluate(last))
             self.next_eval = (self.env_steps // self.config.eval_every + 1) * self.config.eval_every
         self.logger.log(record)
+        if evaluated and self.bandit_pictures:  # the transport picture of this evaluation
+            _, *samples = _coverage(self.env, self.trainer, self.state, jax.random.PRNGKey(self.config.seed + 1))
+            path = os.path.join(self.run_dir, "transport", f"{self.env_steps}.png")
+            title = f"{self.config.algo} on {self.config.env}, {self.env_steps} env steps"
+            plot_bandit_transport(path, self.env, *samples, title)
+            self.logger.log_media("eval/transport", path, self.env_steps)
+        self.log_videos(self.videos.poll())
         return record
 
-    def evaluate(self) -> dict:
+    def evaluate(self, last: bool = False) -> dict:
+        """The greedy evaluation at this env step; hands its first episode to the video recorder when due."""
         key = jax.random.fold_in(self.key_eval, self.env_steps)
-        evaluation = self.trainer.evaluate(self.state.agent, self.state.normalizer, key)
-        self.last_eval = {k: float(host_value(v)) for k, v in evaluation.items()}
+        metrics, episode = self.trainer.evaluate(self.state.agent, self.state.normalizer, key)
+        self.last_eval = {k: float(host_value(v)) for k, v in metrics.items()}
+        if episode and self.videos.due(self.evaluations, last):
+            self.videos.start(self.env_steps, {k: host_value(v) for k, v in episode.items()})
+        self.evaluations += 1
         return self.last_eval
+
+    def log_videos(self, finished: list[tuple[int, str]]) -> None:
+        for env_steps, path in finished:
+            self.logger.log_media("eval/video", path, self.env_steps, caption=f"evaluation at env step {env_steps}")
 
     def check_finite(self) -> None:
         """NonFiniteUpdates (after the summary is written) once --max-consecutive-skips updates in a row
@@ -323,14 +345,19 @@ class _Session:
         if isinstance(self.env, Bandit) and self.env.modes is not None:
             key = jax.random.PRNGKey(self.config.seed + 1)
             stats, *transport = _coverage(self.env, self.trainer, self.state, key)
-        summary = self.write_summary(**stats)
+        if self.videos.pending:
+            print(f"finishing {len(self.videos.pending)} evaluation video(s)...", file=sys.stderr, flush=True)
+        self.log_videos(self.videos.poll(wait=True))
+        videos = sorted(glob.glob(os.path.join(self.run_dir, "videos", "*.mp4")), key=os.path.getmtime)
+        summary = self.write_summary(**stats, **({"videos": videos} if videos else {}))
         self.checkpointer.close()
         if self.updates == 0:
             warnings.warn(f"{self.run_dir}: {NO_UPDATES}", stacklevel=3)
         if self.is_main:
             title = f"{self.config.algo} on {self.config.env}"
             if transport is not None:
-                plot_bandit_transport(self.run_dir, self.env, *transport, f"{title}, {self.env_steps} env steps")
+                path = os.path.join(self.run_dir, "returns.png")
+                plot_bandit_transport(path, self.env, *transport, f"{title}, {self.env_steps} env steps")
             elif os.path.exists(os.path.join(self.run_dir, "metrics.jsonl")):
                 plot_returns(self.run_dir, title)
         self.logger.finish(summary)

@@ -281,20 +281,32 @@ class Trainer:
 
     # ----- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, agent_state, normalizer, key):
-        """Mean return of eval_episodes greedy episodes (no exploration noise), one per env."""
+        """eval_episodes greedy episodes (no exploration noise), one per env -> (metrics, episode): the mean
+        and std of their returns and their mean length; episode: the first env's episode as qpos [T, nq] and
+        qvel [T, nv] before each of its steps and its length (frames past it belong to the next episode),
+        for a video (mjx_som/video.py); {} for an env without MuJoCo state (the bandits)."""
         key_reset, key_loop = jax.random.split(key)
         env_state = self.eval_vec.reset(key_reset)
         n = self.eval_vec.num_envs
+        recorded = hasattr(env_state.pipeline_state, "qpos")
 
         def body(carry, _):
-            env_state, key, finished, returns = carry
+            env_state, key, finished, returns, lengths = carry
+            frame = (env_state.pipeline_state.qpos[0], env_state.pipeline_state.qvel[0]) if recorded else ()
             key, key_act = jax.random.split(key)
             obs = self.normalize(normalizer, env_state.obs)
             env_state = self.eval_vec.step(env_state, self.agent.act(agent_state, obs, key_act, False))
+            lengths = jnp.where(finished, lengths, lengths + 1)
             first_end = (env_state.done > 0) & ~finished
             returns = jnp.where(first_end, env_state.info["completed_return"], returns)
-            return (env_state, key, finished | first_end, returns), None
+            return (env_state, key, finished | first_end, returns, lengths), frame
 
-        init = (env_state, key_loop, jnp.zeros(n, bool), jnp.zeros(n))
-        (_, _, _, returns), _ = jax.lax.scan(body, init, None, length=self.eval_vec.episode_length)
-        return {"eval/episode_return": jnp.mean(returns), "eval/episode_return_std": jnp.std(returns)}
+        init = (env_state, key_loop, jnp.zeros(n, bool), jnp.zeros(n), jnp.zeros(n, jnp.int32))
+        (_, _, _, returns, lengths), frames = jax.lax.scan(body, init, None, length=self.eval_vec.episode_length)
+        metrics = {
+            "eval/episode_return": jnp.mean(returns),
+            "eval/episode_return_std": jnp.std(returns),
+            "eval/episode_length": jnp.mean(lengths.astype(jnp.float32)),
+        }
+        episode = {"qpos": frames[0], "qvel": frames[1], "length": lengths[0]} if recorded else {}
+        return metrics, episode

@@ -38,6 +38,9 @@ def test_run_directory_has_every_file(tiny_run):
     # updates, cumulative: one per vector step from the 8th (64 transitions in the replay) to the 150th
     assert [r["train/updates"] for r in records] == [43, 93, 143]
     assert "eval/episode_return" in records[1] and "eval/episode_return" in records[2]
+    # a bandit's transport picture at each evaluation (logged to W&B as eval/transport), no videos
+    assert sorted(os.listdir(os.path.join(tiny_run.run_dir, "transport"))) == ["1200.png", "800.png"]
+    assert "videos" not in files
     summary = json.loads(read("summary.json"))
     for key in (
         "eval/episode_return",
@@ -208,10 +211,14 @@ def test_wandb_gets_every_record_at_its_env_step_and_falls_back_offline(monkeypa
         )
     assert [i["mode"] for i in inits] == ["online", "offline"] and inits[0]["settings"].init_timeout == 15
     records = read_metrics(result.run_dir)
-    assert [step for step, _ in logged] == [r["env_steps"] for r in records] == [400, 800, 1200]
+    metrics = [(step, data) for step, data in logged if "env_steps" in data]
+    assert [step for step, _ in metrics] == [r["env_steps"] for r in records] == [400, 800, 1200]
     assert all(
-        data == {k: v for k, v in r.items() if v is not None} for (_, data), r in zip(logged, records, strict=True)
+        data == {k: v for k, v in r.items() if v is not None} for (_, data), r in zip(metrics, records, strict=True)
     )
+    # each evaluation's transport picture, as a W&B image at the evaluation's step
+    media = [(step, type(data["eval/transport"]).__name__) for step, data in logged if "env_steps" not in data]
+    assert media == [(800, "Image"), (1200, "Image")]
     assert summary["finished"] and summary["env_steps"] == 1200 and summary["updates"] == records[-1]["train/updates"]
 
 

@@ -1,0 +1,111 @@
+"""What launch/eval.py does with a run: greedy episodes (optionally on a variant of the task), a video of
+the first one, a frame strip, and the exported policy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import tyro
+
+import envs
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    run_dir: tyro.conf.Positional[str]
+    """the run directory"""
+    step: int = 0
+    """the checkpoint's env step (0 = the latest)"""
+    episodes: int = 0
+    """greedy episodes, batched on the device (0 = the run's --eval-episodes)"""
+    seed: int = -1
+    """key of the episodes (-1 = the key of the run's own evaluation at that checkpoint)"""
+    env: str = ""
+    """another task with the same observation and action sizes (default: the run's)"""
+    env_override: tuple[str, ...] = ()
+    """task attributes for a variant of it, NAME=VALUE (e.g. ctrl_cost_weight=0.5; envs.make's overrides)"""
+    video: str = ""
+    """render the first episode into this file (.mp4 or .gif)"""
+    strip: str = ""
+    """write 8 evenly spaced frames of the first episode side by side into this PNG"""
+    export: str = ""
+    """write the greedy policy into this folder (policy.jax + policy.json, runs with jax alone)"""
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict:
+    """("ctrl_cost_weight=0.5",) -> {"ctrl_cost_weight": 0.5} (values in YAML syntax)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--env-override {item!r}: expected NAME=VALUE, e.g. ctrl_cost_weight=0.5")
+        overrides[name] = yaml.safe_load(text)
+    return overrides
+
+
+def evaluate_run(options: EvalOptions) -> dict:
+    """Loads the run, evaluates it (printing mean ± std return and length), renders and exports as asked;
+    returns the metrics (with the variant's name, "env")."""
+    from mjx_som.api import load
+
+    run = load(options.run_dir, step=options.step or None)
+    name = options.env or run.config.env
+    overrides = parse_overrides(options.env_override)
+    try:
+        env = envs.make(name, **overrides) if (options.env or overrides) else None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--env {name!r} with --env-override {list(options.env_override)}: {e}") from e
+    key = None if options.seed < 0 else jax.random.PRNGKey(options.seed)
+    metrics, episode = run.evaluate(options.episodes, env, key)
+    episodes = options.episodes or run.config.eval_episodes
+    print(
+        f"{options.run_dir} at env step {run.env_steps} on {name}{' ' + str(overrides) if overrides else ''}: "
+        f"{episodes} episodes, return {metrics['eval/episode_return']:.2f} ± {metrics['eval/episode_return_std']:.2f}, "
+        f"length {metrics['eval/episode_length']:.1f}"
+    )
+    if options.video or options.strip:
+        if not episode:
+            raise ValueError(f"{name} has no MuJoCo state to render (a bandit: see its returns.png)")
+        frames = episode_frames(env or run.env, episode, run.config.video_size)
+        if options.video:
+            from mjx_som.video import write_video
+
+            write_video(options.video, frames, 1.0 / (env or run.env).dt)
+            print(f"video of the first episode ({len(frames)} frames): {options.video}")
+        if options.strip:
+            write_strip(options.strip, frames)
+            print(f"frame strip: {options.strip}")
+    if options.export:
+        spec = run.export(options.export)
+        print(
+            f"policy exported to {options.export} (observations {spec['observation_size']}, actions "
+            f"{spec['action_size']}); load it with: {spec['load']}"
+        )
+    return {**metrics, "env": name}
+
+
+def episode_frames(env, episode: dict, size: tuple[int, int]) -> np.ndarray:
+    """The episode's frames [T, H, W, 3], rendered here (MUJOCO_GL; a clear error when it cannot)."""
+    from mjx_som.video import render
+
+    length = max(int(episode["length"]), 1)
+    qpos, qvel = np.asarray(episode["qpos"])[:length], np.asarray(episode["qvel"])[:length]
+    try:
+        return render(env.mj_model, qpos, qvel, env.camera, *size)
+    except Exception as e:  # noqa: BLE001 — each OpenGL backend fails in its own way
+        raise ValueError(
+            f"cannot render with MUJOCO_GL={__import__('os').environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); "
+            "try MUJOCO_GL=osmesa (or egl), set before Python starts"
+        ) from e
+
+
+def write_strip(path: str, frames: np.ndarray, count: int = 8) -> None:
+    """count evenly spaced frames side by side, one PNG."""
+    import imageio.v3 as iio
+
+    picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
+    iio.imwrite(path, np.concatenate([frames[i] for i in picks], axis=1))

@@ -1,0 +1,87 @@
+"""Watch and ship a policy: evaluation videos in the run and in W&B, launch/eval.py's evaluation (which
+reproduces the run's own), and the exported policy, loaded by a process that imports jax alone."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import mjx_som
+from mjx_som.evaluation import EvalOptions, evaluate_run
+from mjx_som.export import policy_function
+
+# InvertedPendulum for 800 env steps: two evaluations, each filmed (an untrained pole falls within ~100
+# steps, so the videos are short)
+SETTINGS = dict(
+    num_envs=4,
+    total_steps=800,
+    learning_starts=200,
+    log_every=400,
+    eval_every=400,
+    eval_episodes=4,
+    video_every=1,
+    wandb_mode="offline",
+    progress=False,
+    som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
+)
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("eval") / "pendulum")
+    result = mjx_som.train("InvertedPendulum-v4", run_dir=run_dir, **SETTINGS)
+    return result, mjx_som.load(run_dir)
+
+
+def test_each_evaluation_is_filmed_into_the_run_and_wandb(pendulum):
+    import imageio.v3 as iio
+
+    result, run = pendulum
+    videos = os.path.join(result.run_dir, "videos")
+    assert sorted(glob.glob(os.path.join(videos, "*.mp4"))) == [os.path.join(videos, f"{s}.mp4") for s in (400, 800)]
+    assert result.summary["videos"] == [os.path.join(videos, f"{s}.mp4") for s in (400, 800)]
+    assert not glob.glob(os.path.join(videos, "*.npz"))  # the rendered episodes' states are cleaned up
+    frames = iio.imread(os.path.join(videos, "800.mp4"))
+    _, episode = run.evaluate()  # the same key and parameters: the filmed episode
+    assert frames.shape == (int(episode["length"]), 240, 320, 3)
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5  # the pole moved
+    logged = glob.glob(os.path.join(result.run_dir, "wandb", "*run-*", "files", "media", "videos", "eval", "*"))
+    assert len(logged) == 2, logged  # eval/video, once per evaluation
+
+
+def test_eval_reproduces_the_runs_last_evaluation_and_refuses_another_shape(pendulum, capsys):
+    result, _ = pendulum
+    metrics = evaluate_run(EvalOptions(result.run_dir))
+    assert metrics["eval/episode_return"] == result.summary["eval/episode_return"]
+    assert f"return {metrics['eval/episode_return']:.2f}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="has observations of 11 and actions of 3; the run's policy takes 4"):
+        evaluate_run(EvalOptions(result.run_dir, env="Hopper-v4"))
+    with pytest.raises(ValueError, match="InvertedPendulum has no override 'friction'"):
+        evaluate_run(EvalOptions(result.run_dir, env_override=("friction=2",)))
+
+
+def test_the_exported_policy_runs_with_jax_alone(pendulum, tmp_path):
+    _, run = pendulum
+    spec = run.export(str(tmp_path / "policy"))
+    assert (spec["observation_size"], spec["action_size"], spec["action_high"]) == (4, 1, [3.0])
+    obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    np.save(tmp_path / "obs.npy", obs)
+    script = (
+        "import sys, jax, numpy as np\n"
+        "policy = jax.export.deserialize(open('policy/policy.jax', 'rb').read())\n"
+        "np.save('actions.npy', np.asarray(policy.call(np.load('obs.npy'), jax.random.PRNGKey(3))))\n"
+        "assert not any(m.split('.')[0] in ('mjx_som', 'envs', 'brax', 'mujoco') for m in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    actions = np.load(tmp_path / "actions.npy")
+    np.testing.assert_array_equal(actions, jax.jit(policy_function(run))(obs, jax.random.PRNGKey(3)))
+    # the trained policy (mjx_som.load's, in the env's units): equal but for XLA's float rounding
+    trained = run.env.scale_action(run.policy(obs, jax.random.PRNGKey(3)))
+    np.testing.assert_allclose(actions, np.asarray(trained), rtol=1e-6, atol=1e-6)
+    assert json.loads((tmp_path / "policy" / "policy.json").read_text())["env"] == "InvertedPendulum-v4"
