@@ -30,6 +30,8 @@ class EvalOptions:
     """render the first episode into this file (.mp4 or .gif)"""
     strip: str = ""
     """write 8 evenly spaced frames of the first episode side by side into this PNG"""
+    seconds: float = 0.0
+    """film only the first SECONDS of the episode (0 = all of it)"""
     export: str = ""
     """write the greedy policy into this folder (policy.jax + policy.json, runs with jax alone)"""
 
@@ -70,11 +72,14 @@ def evaluate_run(options: EvalOptions) -> dict:
     if options.video or options.strip:
         if not episode:
             raise ValueError(f"{name} has no MuJoCo state to render (a bandit: see its returns.png)")
-        frames = episode_frames(env or run.env, episode, run.config.video_size)
+        task = env or run.env
+        if options.seconds > 0:
+            episode = {**episode, "length": min(int(episode["length"]), max(1, round(options.seconds / task.dt)))}
+        frames = episode_frames(task, episode, run.config.video_size)
         if options.video:
             from mjx_som.video import write_video
 
-            write_video(options.video, frames, 1.0 / (env or run.env).dt)
+            write_video(options.video, frames, 1.0 / task.dt)
             print(f"video of the first episode ({len(frames)} frames): {options.video}")
         if options.strip:
             write_strip(options.strip, frames)
