@@ -85,3 +85,48 @@ def test_the_exported_policy_runs_with_jax_alone(pendulum, tmp_path):
     trained = run.env.scale_action(run.policy(obs, jax.random.PRNGKey(3)))
     np.testing.assert_allclose(actions, np.asarray(trained), rtol=1e-6, atol=1e-6)
     assert json.loads((tmp_path / "policy" / "policy.json").read_text())["env"] == "InvertedPendulum-v4"
+
+
+class _FakeRender:
+    """A render subprocess that has already exited with `code`."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+    def wait(self):
+        return self.code
+
+
+def test_a_missing_renderer_falls_back_then_gives_up_once(tmp_path, monkeypatch):
+    """EGL failing (NO_RENDERER) is retried with OSMesa; when that fails too, one warning and no more
+    videos. (The real rendering: the tests above.)"""
+    from mjx_som.video import NO_RENDERER, VideoRecorder
+
+    class Task:  # what the recorder reads of a MuJoCo task
+        mj_model = None
+        camera, dt = {}, 0.04
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    recorder = VideoRecorder(str(tmp_path), Task(), every=1)
+    spawned = []
+    monkeypatch.setattr(
+        recorder,
+        "_spawn",
+        lambda request: (
+            spawned.append(recorder.backends[0]) or _FakeRender({"egl": NO_RENDERER, "osmesa": 0}[recorder.backends[0]])
+        ),
+    )
+    monkeypatch.setattr("mujoco.mj_saveModel", lambda *args: None)
+    episode = {"qpos": np.zeros((3, 2)), "qvel": np.zeros((3, 2)), "length": 3}
+    recorder.start(400, episode)
+    (tmp_path / "videos" / "400.mp4").write_bytes(b"")  # what the (fake) OSMesa worker wrote
+    assert recorder.poll(wait=True) == [(400, str(tmp_path / "videos" / "400.mp4"))]
+    assert spawned == ["egl", "osmesa"] and recorder.enabled
+    monkeypatch.setattr(recorder, "_spawn", lambda request: _FakeRender(NO_RENDERER))
+    recorder.start(800, episode)
+    with pytest.warns(UserWarning, match=r"videos are off for this run: no OpenGL renderer works here"):
+        assert recorder.poll(wait=True) == []
+    assert not recorder.enabled and not recorder.due(2, last=True)
