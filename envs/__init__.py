@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 from brax.envs.base import Env, State
 
-from envs import bandits, wrappers
+from envs import bandits, playground, wrappers
 from envs.bandits import Bandit
 from envs.locomotion import (
     Ant,
@@ -46,8 +46,14 @@ MUJOCO_TASKS = {
 
 
 def names() -> list[str]:
-    """Every environment name that make() accepts."""
-    return list(MUJOCO_TASKS) + list(bandits.BANDITS)
+    """Every environment name that make() accepts: our tasks, the bandits, and Playground's DM Control suite
+    (any other Playground task works too as playground/<Name>, e.g. its locomotion robots)."""
+    return list(MUJOCO_TASKS) + list(bandits.BANDITS) + [playground.PREFIX + t for t in playground.DM_CONTROL_TASKS]
+
+
+def known(name: str) -> bool:
+    """Whether make() may accept name (a Playground task is checked when it is made)."""
+    return name in names() or name.startswith(playground.PREFIX)
 
 
 def make(name: str, **overrides) -> Env:
@@ -55,8 +61,11 @@ def make(name: str, **overrides) -> Env:
 
     MuJoCo tasks accept ``solver="newton"|"cg"``, ``iterations``, ``ls_iterations``, ``cone`` and
     any task attribute (e.g. ``ctrl_cost_weight=0.05``); bandits accept their builder's
-    keyword arguments and ``reward_noise`` (std of Gaussian noise on observed rewards).
+    keyword arguments and ``reward_noise`` (std of Gaussian noise on observed rewards); Playground tasks
+    (``playground/<Name>``) ``physics``, ``observation_key``, ``num_envs`` and their config's entries.
     """
+    if name.startswith(playground.PREFIX):
+        return playground.PlaygroundTask(name[len(playground.PREFIX) :], **overrides)
     if name in MUJOCO_TASKS:
         solver_keys = {k: overrides.pop(k) for k in ("solver", "iterations", "ls_iterations", "cone") if k in overrides}
         return MUJOCO_TASKS[name](solver=SolverSettings(**solver_keys), **overrides)
@@ -66,4 +75,16 @@ def make(name: str, **overrides) -> Env:
     raise ValueError(f"unknown env {name!r}; valid names: {', '.join(names())}")
 
 
-__all__ = ["Bandit", "Env", "MujocoTask", "SolverSettings", "State", "make", "names", "wrappers", "bandits"]
+__all__ = [
+    "Bandit",
+    "Env",
+    "MujocoTask",
+    "SolverSettings",
+    "State",
+    "bandits",
+    "known",
+    "make",
+    "names",
+    "playground",
+    "wrappers",
+]

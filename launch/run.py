@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     env = chosen.env or (saved.env if saved else RunConfig.env)
     algo = chosen.algo or (saved.algo if saved else RunConfig.algo)
     preset = chosen.preset or (saved.preset if saved else RunConfig.preset)
-    if env not in envs.names():
+    if not envs.known(env):
         print(f"error: --env {env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
         return 2
     try:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import jax
 
-import envs
 from mjx_som import agents
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import RunConfig, default_config, load_config, resolve_config
@@ -92,7 +91,7 @@ def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
     steps = sorted(checkpointer.manager.all_steps())
     if not steps or (step is not None and step not in steps):
         raise ValueError(f"load({run_dir!r}, step={step}): the checkpoints there are at env steps {steps or 'none'}")
-    trainer = make_trainer(config, envs.make(config.env) if env is None else env)
+    trainer = make_trainer(config, config.make_env() if env is None else env)
     try:
         state, meta = checkpointer.restore_intact(trainer.abstract_state, step, caller=f"load({run_dir!r})")
     finally:

@@ -83,6 +83,10 @@ class RunConfig(TrainerConfig):
     --run-dir; other files there are left alone"""
     progress: bool = True
     """show the live progress bar"""
+    physics: str = "jax"
+    """Playground tasks: jax (MJX, any device) or warp (MuJoCo Warp, NVIDIA GPUs only)"""
+    observation_key: str = "state"
+    """Playground tasks with dict observations: the entry the agent sees (e.g. state or privileged_state)"""
     preset: str = "auto"
     """which of the env's presets set the defaults: auto (accelerator if JAX sees one, else cpu), accelerator,
     cpu or none (the plain RunConfig defaults); the flags given override it"""
@@ -107,6 +111,17 @@ class RunConfig(TrainerConfig):
 
     def algo_config(self):
         return getattr(self, self.algo)
+
+    def make_env(self):
+        """The environment of this run (envs.make), with the Playground settings for a playground/ task."""
+        if self.physics not in envs.playground.PHYSICS:
+            raise ValueError(f"--physics {self.physics!r}; allowed: {', '.join(envs.playground.PHYSICS)}")
+        if self.env.startswith(envs.playground.PREFIX):
+            if self.physics == "warp" and jax.default_backend() != "gpu":
+                raise ValueError("--physics warp needs an NVIDIA GPU (MuJoCo Warp); on this machine use --physics jax")
+            options = dict(physics=self.physics, observation_key=self.observation_key, num_envs=self.num_envs)
+            return envs.make(self.env, **options)
+        return envs.make(self.env)
 
 
 # Per-environment starting points (then user overrides), per machine class: "accelerator" (a GPU/TPU) or
@@ -198,8 +213,48 @@ _LOCOMOTION_CPU = dict(
 )
 LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
 MACHINES = ("accelerator", "cpu")
+# MuJoCo Playground's DM Control suite: on an accelerator, Playground's own SAC settings
+# (mujoco_playground/config/dm_control_suite_params.py: 128 envs, batch 512, 8 updates per step, gamma 0.99,
+# lr 1e-3, 8,192 warm-up transitions, LayerNorm critics, normalised observations, 5M steps); on a CPU the
+# same ratios at 16 envs and 200k steps (CartpoleBalance learns within it, docs/benchmarks.md).
+_PLAYGROUND_NETWORKS = dict(actor_hidden=(256, 256), critic_hidden=(256, 256), activation="relu", critic_lr=1e-3)
+_PLAYGROUND_ACCELERATOR = dict(
+    num_envs=128,
+    total_steps=5_000_000,
+    batch_size=512,
+    updates_per_step=8,
+    n_step=1,
+    buffer_size=4_194_304,
+    learning_starts=8_192,
+    reward_scale=1.0,
+    log_every=128 * 500,
+    eval_every=128 * 2_000,
+    eval_episodes=16,
+    **{algo: _PLAYGROUND_NETWORKS for algo in agents.algos()}
+    | {"sac": dict(_PLAYGROUND_NETWORKS, actor_lr=1e-3, alpha_lr=1e-3)},  # Playground's one learning rate
+)
+_PLAYGROUND_CPU = dict(
+    _PLAYGROUND_ACCELERATOR,
+    num_envs=16,
+    total_steps=200_000,
+    batch_size=256,
+    buffer_size=200_000,
+    learning_starts=8_192,
+    log_every=8_000,
+    eval_every=40_000,
+    eval_episodes=8,
+    **{
+        algo: dict(block, actor_hidden=(128, 128), critic_hidden=(128, 128))
+        for algo, block in _PLAYGROUND_ACCELERATOR.items()
+        if algo in agents.REGISTRY
+    },
+)
 PRESETS: dict[str, dict[str, dict]] = {
     **{name: {m: _BANDIT_PRESET for m in MACHINES} for name in envs.bandits.BANDITS},
+    **{
+        envs.playground.PREFIX + name: {"accelerator": _PLAYGROUND_ACCELERATOR, "cpu": _PLAYGROUND_CPU}
+        for name in envs.playground.DM_CONTROL_TASKS
+    },
     "InvertedPendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
     "InvertedDoublePendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
     **{name: {"accelerator": _LOCOMOTION_ACCELERATOR, "cpu": _LOCOMOTION_CPU} for name in LOCOMOTION_TASKS},

@@ -12,7 +12,6 @@ import time
 import jax
 import jax.numpy as jnp
 
-import envs
 from mjx_som.config import RunConfig
 from mjx_som.plotting import plot_returns
 from mjx_som.sharding import device_name
@@ -70,7 +69,7 @@ def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
     if os.path.exists(run_dir) and os.listdir(run_dir):
         raise ValueError(f"--run-dir {run_dir!r} exists and is not empty; name a new folder")
     os.makedirs(run_dir, exist_ok=True)
-    env = envs.make(config.env)
+    env = config.make_env()
     settings = brax_sac_settings(config)
     recorded = {k: v for k, v in settings.items() if k != "network_factory"}
     recorded |= {"hidden_layer_sizes": list(config.sac.actor_hidden), "env": config.env, "algo": BRAX_ALGO}

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-import envs
 from envs.bandits import Bandit
 from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
@@ -368,7 +367,7 @@ def run(config: RunConfig, env=None) -> TrainResult:
     """Runs a resolved RunConfig; env: an environment object to use instead of config.env. The loop: a
     jitted chunk, its record (and evaluation), the non-finite check, a checkpoint when due; Ctrl-C stops
     it after the chunk, with a checkpoint and summary.json."""
-    env = envs.make(config.env) if env is None else env
+    env = config.make_env() if env is None else env
     validate(config, env)
     session = _Session(config, env)
     total = config.num_chunks * session.steps_per_chunk
