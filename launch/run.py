@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import sys
 
-import tyro
-
 import envs
 from mjx_som import agents, api
-from mjx_som.config import RunConfig, cli_class, default_config, load_config, parse_selection, to_run_config
+from mjx_som.config import RunConfig, default_config, load_config, parse_run_flags, parse_selection
 from mjx_som.sharding import device_name, init_distributed
 
 
@@ -51,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cli = cli_class(default.algo)  # --help and the flags show this algorithm's block only
-    config = to_run_config(tyro.cli(cli, args=argv, default=cli(**vars(default)), description=__doc__))
+    config = parse_run_flags(default, argv, __doc__)  # --help and the flags show this algorithm's block only
     if device_name() == "cpu" and config.num_envs >= 1024:
         print(
             f"note: {config.num_envs} envs on a CPU: compiling takes minutes and each log point "

@@ -399,17 +399,21 @@ def options_and_run_flags(options_class, argv: list[str] | None, description: st
     return options, flags
 
 
-def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto", prog: str | None = None):
-    """The RunConfig that `launch/run.py --env ENV --algo ALGO FLAGS` runs: the env's preset (resolve_config:
-    env may be a name or an environment object), then run.py's flags; other algorithms' flags are ignored
-    (flags_for_algo). A bad flag exits with tyro's message (status 2), as run.py does."""
+def parse_run_flags(default: RunConfig, flags: list[str], description: str | None = None) -> RunConfig:
+    """launch/run.py's flags over `default` (a resolved RunConfig): tyro shows and parses only default.algo's
+    block (cli_class). A bad flag exits with tyro's message (status 2)."""
     import tyro
 
+    cli = cli_class(default.algo)
+    return to_run_config(tyro.cli(cli, args=flags, default=cli(**vars(default)), description=description))
+
+
+def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto") -> RunConfig:
+    """The RunConfig that `launch/run.py --env ENV --algo ALGO FLAGS` runs: the env's preset (resolve_config:
+    env may be a name or an environment object), then run.py's flags; other algorithms' flags are ignored
+    (flags_for_algo)."""
     check_replaced_flags(list(flags))
-    default = resolve_config(env, algo, preset=preset)
-    cli = cli_class(algo)
-    parsed = tyro.cli(cli, args=flags_for_algo(list(flags), algo), default=cli(**vars(default)), prog=prog)
-    return to_run_config(parsed)
+    return parse_run_flags(resolve_config(env, algo, preset=preset), flags_for_algo(list(flags), algo))
 
 
 def validate(config: RunConfig, env) -> None:

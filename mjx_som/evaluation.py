@@ -4,6 +4,7 @@ the first one, a frame strip, and the exported policy."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import jax
 import numpy as np
@@ -103,7 +104,7 @@ def episode_frames(env, episode: dict, size: tuple[int, int]) -> np.ndarray:
         return render(env.mj_model, qpos, qvel, env.camera, *size)
     except Exception as e:  # noqa: BLE001 — each OpenGL backend fails in its own way
         raise ValueError(
-            f"cannot render with MUJOCO_GL={__import__('os').environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); "
+            f"cannot render with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); "
             "try MUJOCO_GL=osmesa (or egl), set before Python starts"
         ) from e
 

@@ -27,7 +27,7 @@ import numpy as np
 import envs
 from mjx_som import plotting
 from mjx_som.api import load
-from mjx_som.config import check_replaced_flags, config_from_flags, to_flags
+from mjx_som.config import config_from_flags, to_flags
 from mjx_som.probes import (
     candidates,
     cosine,
@@ -427,8 +427,7 @@ class ProbeOptions:
             raise ValueError(f"--probes: unknown {', '.join(unknown)}; choose from: {', '.join(PROBES)}")
         for algo in self.methods.split(",") + self.qdiag_methods.split(","):
             agents.config_class(algo)
-        check_replaced_flags(flags)
-        for algo in self.methods.split(","):  # run.py's flags parse (tyro exits with status 2 naming a bad one)
+        for algo in self.methods.split(","):  # run.py's flags parse (replaced ones and tyro's errors: status 2)
             config_from_flags(self.bandits.split(",")[0], algo, flags)
         chosen = {"--env": "--bandits", "--algo": "--methods", "--seed": "--seeds", "--run-dir": "--runs"}
         for flag in flags:

@@ -207,6 +207,7 @@ class _Session:
         self.stop: _StopRequest | None = None  # set by run() while the loop runs
         self.videos = VideoRecorder(self.run_dir, env, config.video_every if self.is_main else 0, config.video_size)
         self.bandit_pictures = self.is_main and isinstance(env, Bandit) and env.modes is not None
+        self._coverage_step, self._coverage, self._pictures = None, None, {}
 
     @property
     def interrupted(self) -> bool:
@@ -258,10 +259,7 @@ class _Session:
             self.next_eval = (self.env_steps // self.config.eval_every + 1) * self.config.eval_every
         self.logger.log(record)
         if evaluated and self.bandit_pictures:  # the transport picture of this evaluation
-            _, *samples = _coverage(self.env, self.trainer, self.state, jax.random.PRNGKey(self.config.seed + 1))
-            path = os.path.join(self.run_dir, "transport", f"{self.env_steps}.png")
-            title = f"{self.config.algo} on {self.config.env}, {self.env_steps} env steps"
-            plot_bandit_transport(path, self.env, *samples, title)
+            path = self.transport_picture(os.path.join(self.run_dir, "transport", f"{self.env_steps}.png"))
             self.logger.log_media("eval/transport", path, self.env_steps)
         self.log_videos(self.videos.poll())
         return record
@@ -275,6 +273,27 @@ class _Session:
             self.videos.start(self.env_steps, {k: host_value(v) for k, v in episode.items()})
         self.evaluations += 1
         return self.last_eval
+
+    def coverage(self) -> tuple[dict, jax.Array, jax.Array]:
+        """The bandit's mode coverage and its samples at this env step (_coverage), computed once per step:
+        the last evaluation's picture and the summary share them."""
+        if self._coverage_step != self.env_steps:
+            key = jax.random.PRNGKey(self.config.seed + 1)
+            self._coverage = _coverage(self.env, self.trainer, self.state, key)
+            self._coverage_step = self.env_steps
+        return self._coverage
+
+    def transport_picture(self, path: str) -> str:
+        """The bandit's transport picture at this env step into path (drawn once per step, then copied)."""
+        drawn = self._pictures.get(self.env_steps)
+        if drawn is not None:
+            shutil.copyfile(drawn, path)
+        else:
+            _, *samples = self.coverage()
+            title = f"{self.config.algo} on {self.config.env}, {self.env_steps} env steps"
+            plot_bandit_transport(path, self.env, *samples, title)
+            self._pictures = {self.env_steps: path}
+        return path
 
     def log_videos(self, finished: list[tuple[int, str]]) -> None:
         for env_steps, path in finished:
@@ -340,10 +359,8 @@ class _Session:
 
     def finish(self) -> TrainResult:
         """summary.json (bandits: with the mode coverage), returns.png, the end of the W&B run."""
-        stats, transport = {}, None
-        if isinstance(self.env, Bandit) and self.env.modes is not None:
-            key = jax.random.PRNGKey(self.config.seed + 1)
-            stats, *transport = _coverage(self.env, self.trainer, self.state, key)
+        bandit = isinstance(self.env, Bandit) and self.env.modes is not None
+        stats = self.coverage()[0] if bandit else {}
         if self.videos.pending:
             print(f"finishing {len(self.videos.pending)} evaluation video(s)...", file=sys.stderr, flush=True)
         self.log_videos(self.videos.poll(wait=True))
@@ -353,12 +370,10 @@ class _Session:
         if self.updates == 0:
             warnings.warn(f"{self.run_dir}: {NO_UPDATES}", stacklevel=3)
         if self.is_main:
-            title = f"{self.config.algo} on {self.config.env}"
-            if transport is not None:
-                path = os.path.join(self.run_dir, "returns.png")
-                plot_bandit_transport(path, self.env, *transport, f"{title}, {self.env_steps} env steps")
+            if bandit:
+                self.transport_picture(os.path.join(self.run_dir, "returns.png"))
             elif os.path.exists(os.path.join(self.run_dir, "metrics.jsonl")):
-                plot_returns(self.run_dir, title)
+                plot_returns(self.run_dir, f"{self.config.algo} on {self.config.env}")
         self.logger.finish(summary)
         return TrainResult(summary=summary, run_dir=self.run_dir, policy=greedy_policy(self.trainer, self.state))
 

@@ -7,6 +7,7 @@ more videos.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,10 +16,17 @@ import warnings
 
 import numpy as np
 
-# JAX warns at every fork; these are fork-and-exec (a render worker, imageio's ffmpeg), which is safe
-FORK_WARNING = r"os\.fork\(\) was called"
 NO_RENDERER = 3  # the worker's exit status when no OpenGL context could be made
 GL_BACKENDS = ("egl", "osmesa")
+
+
+@contextlib.contextmanager
+def fork_and_exec():
+    """Silences JAX's warning at every fork for a block that forks only to exec (a render worker, imageio's
+    ffmpeg), which is safe; the warning filters are restored after it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        yield
 
 
 def render(model, qpos: np.ndarray, qvel: np.ndarray, camera: dict, width: int, height: int) -> np.ndarray:
@@ -49,11 +57,11 @@ def write_video(path: str, frames: np.ndarray, fps: float) -> None:
     """frames [T, H, W, 3] uint8 as an H.264 mp4 (imageio's bundled ffmpeg), or as a GIF for a .gif path."""
     import imageio.v2 as imageio
 
-    warnings.filterwarnings("ignore", message=FORK_WARNING, category=RuntimeWarning)
-    if path.endswith(".gif"):
-        imageio.mimwrite(path, list(frames), duration=1000.0 / fps, loop=0)
-    else:
-        imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=1)
+    with fork_and_exec():
+        if path.endswith(".gif"):
+            imageio.mimwrite(path, list(frames), duration=1000.0 / fps, loop=0)
+        else:
+            imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=1)
 
 
 def render_request(request_path: str) -> int:
@@ -120,10 +128,9 @@ class VideoRecorder:
 
     def _spawn(self, request_path: str) -> subprocess.Popen:
         env = {**os.environ, "MUJOCO_GL": self.backends[0], "JAX_PLATFORMS": "cpu"}
-        warnings.filterwarnings("ignore", message=FORK_WARNING, category=RuntimeWarning)
-        log = open(os.path.join(self.folder, "render.log"), "a")  # noqa: SIM115 — the child writes it; closed below
-        try:
-            # its own session: a Ctrl-C meant for training does not kill a video being written
+        # the child keeps its own copy of the log's descriptor; its own session: a Ctrl-C meant for training
+        # does not kill a video being written
+        with open(os.path.join(self.folder, "render.log"), "a") as log, fork_and_exec():
             return subprocess.Popen(
                 [sys.executable, "-m", "mjx_som.render_worker", request_path],
                 env=env,
@@ -131,8 +138,6 @@ class VideoRecorder:
                 stderr=log,
                 start_new_session=True,
             )
-        finally:
-            log.close()
 
     def poll(self, wait: bool = False) -> list[tuple[int, str]]:
         """The videos finished since the last call (all pending ones with wait=True)."""
