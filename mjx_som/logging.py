@@ -113,15 +113,20 @@ class RunLogger:
             except Exception as e:  # noqa: BLE001
                 self._wandb_failed(e)
 
-    def log_media(self, key: str, path: str, step: int, caption: str = "") -> None:
-        """A video (.mp4) or picture file to W&B under key at env step `step` (the file stays in the run)."""
-        if self.wandb_run is None:
+    def log_media(self, key: str, files: list[tuple[str, str]], step: int) -> None:
+        """Videos (.mp4) or picture files [(path, caption)] to W&B under key at env step `step`, in one call:
+        W&B keeps one value per key and step, so several files at one step go as one list (the files stay
+        in the run)."""
+        if self.wandb_run is None or not files:
             return
         try:
             import wandb
 
-            media = wandb.Video(path, caption=caption) if path.endswith(".mp4") else wandb.Image(path, caption=caption)
-            self.wandb_run.log({key: media}, step=step)
+            media = [
+                wandb.Video(path, caption=caption) if path.endswith(".mp4") else wandb.Image(path, caption=caption)
+                for path, caption in files
+            ]
+            self.wandb_run.log({key: media if len(media) > 1 else media[0]}, step=step)
         except Exception as e:  # noqa: BLE001
             self._wandb_failed(e)
 

@@ -260,7 +260,7 @@ class _Session:
         self.logger.log(record)
         if evaluated and self.bandit_pictures:  # the transport picture of this evaluation
             path = self.transport_picture(os.path.join(self.run_dir, "transport", f"{self.env_steps}.png"))
-            self.logger.log_media("eval/transport", path, self.env_steps)
+            self.logger.log_media("eval/transport", [(path, "")], self.env_steps)
         self.log_videos(self.videos.poll())
         return record
 
@@ -296,8 +296,9 @@ class _Session:
         return path
 
     def log_videos(self, finished: list[tuple[int, str]]) -> None:
-        for env_steps, path in finished:
-            self.logger.log_media("eval/video", path, self.env_steps, caption=f"evaluation at env step {env_steps}")
+        if finished:
+            files = [(path, f"evaluation at env step {env_steps}") for env_steps, path in sorted(finished)]
+            self.logger.log_media("eval/video", files, self.env_steps)
 
     def check_finite(self) -> None:
         """NonFiniteUpdates (after the summary is written) once --max-consecutive-skips updates in a row
@@ -364,7 +365,11 @@ class _Session:
         if self.videos.pending:
             print(f"finishing {len(self.videos.pending)} evaluation video(s)...", file=sys.stderr, flush=True)
         self.log_videos(self.videos.poll(wait=True))
-        videos = sorted(glob.glob(os.path.join(self.run_dir, "videos", "*.mp4")), key=os.path.getmtime)
+        # the run's own videos (<env_steps>.mp4) in env-step order: a short late episode can finish rendering
+        # before an earlier long one
+        folder = os.path.join(self.run_dir, "videos")
+        steps = [os.path.basename(p)[: -len(".mp4")] for p in glob.glob(os.path.join(folder, "*.mp4"))]
+        videos = [os.path.join(folder, f"{s}.mp4") for s in sorted(int(s) for s in steps if s.isdigit())]
         summary = self.write_summary(**stats, **({"videos": videos} if videos else {}))
         self.checkpointer.close()
         if self.updates == 0:

@@ -33,15 +33,27 @@ SETTINGS = dict(
 
 @pytest.fixture(scope="module")
 def pendulum(tmp_path_factory):
+    """The trained run, its loaded form, and every RunLogger.log_media call [(key, files, step)]."""
+    from mjx_som.logging import RunLogger
+
     run_dir = str(tmp_path_factory.mktemp("eval") / "pendulum")
-    result = mjx_som.train("InvertedPendulum-v4", run_dir=run_dir, **SETTINGS)
-    return result, mjx_som.load(run_dir)
+    media_calls = []
+    log_media = RunLogger.log_media
+    with pytest.MonkeyPatch.context() as patch:
+
+        def spy(logger, key, files, step):
+            media_calls.append((key, list(files), step))
+            return log_media(logger, key, files, step)
+
+        patch.setattr(RunLogger, "log_media", spy)
+        result = mjx_som.train("InvertedPendulum-v4", run_dir=run_dir, **SETTINGS)
+    return result, mjx_som.load(run_dir), media_calls
 
 
 def test_each_evaluation_is_filmed_into_the_run_and_wandb(pendulum):
     import imageio.v3 as iio
 
-    result, run = pendulum
+    result, run, media_calls = pendulum
     videos = os.path.join(result.run_dir, "videos")
     assert sorted(glob.glob(os.path.join(videos, "*.mp4"))) == [os.path.join(videos, f"{s}.mp4") for s in (400, 800)]
     assert result.summary["videos"] == [os.path.join(videos, f"{s}.mp4") for s in (400, 800)]
@@ -52,10 +64,14 @@ def test_each_evaluation_is_filmed_into_the_run_and_wandb(pendulum):
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5  # the pole moved
     logged = glob.glob(os.path.join(result.run_dir, "wandb", "*run-*", "files", "media", "videos", "eval", "*"))
     assert len(logged) == 2, logged  # eval/video, once per evaluation
+    # W&B keeps one value per key and step: videos finishing together go in one call, in env-step order
+    video_calls = [(files, step) for key, files, step in media_calls if key == "eval/video"]
+    assert len({step for _, step in video_calls}) == len(video_calls), video_calls
+    assert [path for files, _ in video_calls for path, _ in files] == result.summary["videos"]
 
 
 def test_eval_reproduces_the_runs_last_evaluation_and_refuses_another_shape(pendulum, capsys):
-    result, _ = pendulum
+    result, _, _ = pendulum
     metrics = evaluate_run(EvalOptions(result.run_dir))
     assert metrics["eval/episode_return"] == result.summary["eval/episode_return"]
     assert f"return {metrics['eval/episode_return']:.2f}" in capsys.readouterr().out
@@ -66,7 +82,7 @@ def test_eval_reproduces_the_runs_last_evaluation_and_refuses_another_shape(pend
 
 
 def test_the_exported_policy_runs_with_jax_alone(pendulum, tmp_path):
-    _, run = pendulum
+    _, run, _ = pendulum
     spec = run.export(str(tmp_path / "policy"))
     assert (spec["observation_size"], spec["action_size"], spec["action_high"]) == (4, 1, [3.0])
     obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
