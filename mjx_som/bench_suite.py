@@ -9,6 +9,7 @@ import json
 import os
 
 import envs
+from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som import agents
 from mjx_som.agents import EnvSpec
 from mjx_som.benchmarks import env_throughput, inference_ms, loop_throughput, update_ms
@@ -134,11 +135,19 @@ def run_bench(options: BenchOptions, flags: list[str]) -> list[dict]:
     env = envs.make(options.env)
     device = device_name()
     records = []
+    # a Playground task is also stepped through Playground's own wrapper: our adapter should cost nothing
+    wrappers = ("mjx_som", "playground") if options.env.startswith(PLAYGROUND_PREFIX) else ("mjx_som",)
     for num_envs in [] if options.skip_loop else parse_ints(options.num_envs):
-        r = env_throughput(env, num_envs, steps_per_call=options.steps_per_call, repeats=max(3, options.repeats // 10))
-        r.update(kind="env_only", env=options.env, device=device)
-        records.append(r)
-        print(f"{options.env} env-only  num_envs={num_envs:6d}  {r['env_steps_per_s']:12,.0f} env steps/s  [{device}]")
+        for wrapper in wrappers:
+            r = env_throughput(
+                env, num_envs, options.steps_per_call, repeats=max(3, options.repeats // 10), wrapper=wrapper
+            )
+            r.update(kind="env_only", env=options.env, device=device)
+            records.append(r)
+            print(
+                f"{options.env} env-only ({wrapper})  num_envs={num_envs:6d}  "
+                f"{r['env_steps_per_s']:12,.0f} ± {r['env_steps_per_s_std']:,.0f} env steps/s  [{device}]"
+            )
     if not options.env_only:
         num_envs = parse_ints(options.num_envs)[0]
         rows = []

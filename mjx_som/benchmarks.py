@@ -40,13 +40,36 @@ def time_calls(fn: Callable[[], object], repeats: int, label: str = "") -> np.nd
     return np.asarray(times)
 
 
-def env_throughput(env, num_envs: int, steps_per_call: int = 100, repeats: int = 3, seed: int = 0) -> dict:
-    """Env steps/s of `num_envs` lockstep envs (auto-reset on) under uniform random actions.
+def playground_vector_env(env, num_envs: int):
+    """Playground's own training wrapper around a playground/<Name> task (brax's VmapWrapper, EpisodeWrapper
+    and AutoResetWrapper, as Playground trains): the same physics without our adapter, for comparing the
+    adapter's cost. Returns an object with reset(rng) and step(state, action [num_envs, A])."""
+    from mujoco_playground import wrapper
 
-    Returns {"num_envs", "env_steps_per_s", "env_steps_per_s_std"}: the physical limit the
+    native = wrapper.wrap_for_brax_training(env.task, episode_length=env.episode_length)
+
+    class Native:
+        action_size = env.action_size
+
+        def reset(self, rng):
+            return native.reset(jax.random.split(rng, num_envs))
+
+        def step(self, state, action):
+            return native.step(state, action)
+
+    return Native()
+
+
+def env_throughput(
+    env, num_envs: int, steps_per_call: int = 100, repeats: int = 3, seed: int = 0, wrapper: str = "mjx_som"
+) -> dict:
+    """Env steps/s of `num_envs` lockstep envs (auto-reset on) under uniform random actions in [-1, 1].
+    wrapper: "mjx_som" (our VecEnv) or, for a Playground task, "playground" (Playground's own wrapper).
+
+    Returns {"num_envs", "wrapper", "env_steps_per_s", "env_steps_per_s_std"}: the physical limit the
     trainer's throughput is measured against.
     """
-    vec = VecEnv(env, num_envs)
+    vec = playground_vector_env(env, num_envs) if wrapper == "playground" else VecEnv(env, num_envs)
 
     @jax.jit
     def rollout(state, key):
@@ -66,9 +89,14 @@ def env_throughput(env, num_envs: int, steps_per_call: int = 100, repeats: int =
         carry = rollout(*carry)
         return carry
 
-    seconds = time_calls(call, repeats, f"env-only, {num_envs} envs x {steps_per_call} steps")
+    seconds = time_calls(call, repeats, f"env-only ({wrapper}), {num_envs} envs x {steps_per_call} steps")
     rates = num_envs * steps_per_call / seconds
-    return {"num_envs": num_envs, "env_steps_per_s": float(rates.mean()), "env_steps_per_s_std": float(rates.std())}
+    return {
+        "num_envs": num_envs,
+        "wrapper": wrapper,
+        "env_steps_per_s": float(rates.mean()),
+        "env_steps_per_s_std": float(rates.std()),
+    }
 
 
 def _ms(seconds: np.ndarray) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som.config import RunConfig
 from mjx_som.plotting import plot_returns
 from mjx_som.sharding import device_name
@@ -40,6 +41,7 @@ def brax_sac_settings(config: RunConfig) -> dict:
 
     sac = config.sac
     num_evals = max(2, config.total_steps // config.eval_every + 1)
+    playground = config.env.startswith(PLAYGROUND_PREFIX)
     return dict(
         num_timesteps=config.total_steps,
         num_envs=config.num_envs,
@@ -56,13 +58,18 @@ def brax_sac_settings(config: RunConfig) -> dict:
         num_eval_envs=config.eval_episodes,
         deterministic_eval=True,
         seed=config.seed,
-        network_factory=functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=sac.actor_hidden),
+        # Playground's SAC (config/dm_control_suite_params.py) uses LayerNorm critics
+        network_factory=functools.partial(
+            sac_networks.make_sac_networks, hidden_layer_sizes=sac.actor_hidden, q_network_layer_norm=playground
+        ),
     )
 
 
 def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
-    """Runs brax's SAC with brax_sac_settings(config) on envs.make(config.env); writes run_dir and returns
-    the summary. Each eval is brax's own (deterministic actions, eval_episodes full episodes)."""
+    """Runs brax's SAC with brax_sac_settings(config) on envs.make(config.env) (a Playground task: on
+    Playground's own environment and training wrapper, as Playground trains it, not through our adapter);
+    writes run_dir and returns the summary. Each eval is brax's own (deterministic actions, eval_episodes
+    full episodes)."""
     from brax.training.agents.sac import train as sac_train
 
     _replicate_on_current_jax()
@@ -84,7 +91,14 @@ def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
         with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    sac_train.train(environment=env, episode_length=env.episode_length, progress_fn=progress, **settings)
+    native = {}
+    if config.env.startswith(PLAYGROUND_PREFIX):
+        from mujoco_playground import wrapper
+
+        native = dict(environment=env.task, wrap_env_fn=wrapper.wrap_for_brax_training)
+    sac_train.train(
+        **({"environment": env} | native), episode_length=env.episode_length, progress_fn=progress, **settings
+    )
     summary = {
         "env": config.env,
         "algo": BRAX_ALGO,

@@ -29,11 +29,11 @@ def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
         ],
     )
     records = json.loads(out.read_text())
-    assert [r["num_envs"] for r in records] == [2, 8]
+    assert [(r["num_envs"], r["wrapper"]) for r in records] == [(2, "mjx_som"), (8, "mjx_som")]
     assert all(r["env_steps_per_s"] > 0 and r["device"] == "cpu" for r in records)
     # each measurement call reports its progress (a stuck one is visible, and dumps its stacks)
     err = capsys.readouterr().err
-    assert "[bench] env-only, 8 envs x 5 steps: call 3/3" in err and "warm-up (compile)" in err
+    assert "[bench] env-only (mjx_som), 8 envs x 5 steps: call 3/3" in err and "warm-up (compile)" in err
 
 
 def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
@@ -117,3 +117,14 @@ def test_dipo_update_is_timed_with_its_improve_step():
     agent = make_agent("dipo", DIPOConfig(actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2), EnvSpec(3, 2, 4))
     mean, std = update_ms(agent, agent.init(jax.random.PRNGKey(0)), 3, 2, 8, 2)
     assert mean > 0 and std >= 0
+
+
+def test_a_playground_task_is_also_stepped_through_playgrounds_own_wrapper(tmp_path, monkeypatch):
+    """The adapter's cost: the same task, the same envs, through our VecEnv and through Playground's
+    training wrapper (docs/benchmarks.md has the figures)."""
+    out = tmp_path / "bench.json"
+    flags = ["--env", "playground/CartpoleBalance", "--env-only", "--num-envs", "4", "--repeats", "30"]
+    _bench(monkeypatch, [*flags, "--steps-per-call", "3", "--json", str(out)])
+    records = json.loads(out.read_text())
+    assert [(r["num_envs"], r["wrapper"]) for r in records] == [(4, "mjx_som"), (4, "playground")]
+    assert all(r["env_steps_per_s"] > 0 for r in records)
