@@ -86,6 +86,9 @@ class PlaygroundTask(Env):
         if task not in playground.ALL_ENVS:
             raise ValueError(f"unknown Playground task {task!r}; Playground has: {', '.join(playground.ALL_ENVS)}")
         config = playground.get_default_config(task)
+        unknown = [key for key in overrides if key not in config]
+        if unknown:
+            raise ValueError(f"{PREFIX}{task} has no config entry {unknown[0]!r}; it has: {', '.join(config.keys())}")
         overrides = {"impl": physics, **overrides}
         if physics == "warp":  # per-world buffer sizes times the worlds
             for key in ("naconmax", "njmax"):

@@ -83,6 +83,9 @@ class RunConfig(TrainerConfig):
     --run-dir; other files there are left alone"""
     progress: bool = True
     """show the live progress bar"""
+    env_override: tuple[str, ...] = ()
+    """task settings NAME=VALUE (values in YAML): our tasks' attributes (e.g. ctrl_cost_weight=0.5), a
+    Playground task's config entries (e.g. episode_length=500)"""
     physics: str = "jax"
     """Playground tasks: jax (MJX, any device) or warp (MuJoCo Warp, NVIDIA GPUs only)"""
     observation_key: str = "state"
@@ -116,12 +119,30 @@ class RunConfig(TrainerConfig):
         """The environment of this run (envs.make), with the Playground settings for a playground/ task."""
         if self.physics not in envs.playground.PHYSICS:
             raise ValueError(f"--physics {self.physics!r}; allowed: {', '.join(envs.playground.PHYSICS)}")
+        options = parse_overrides(self.env_override)
         if self.env.startswith(envs.playground.PREFIX):
             if self.physics == "warp" and jax.default_backend() != "gpu":
                 raise ValueError("--physics warp needs an NVIDIA GPU (MuJoCo Warp); on this machine use --physics jax")
-            options = dict(physics=self.physics, observation_key=self.observation_key, num_envs=self.num_envs)
+            options |= dict(physics=self.physics, observation_key=self.observation_key, num_envs=self.num_envs)
+        try:
             return envs.make(self.env, **options)
-        return envs.make(self.env)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            if not self.env_override:
+                raise
+            raise ValueError(f"--env-override {' '.join(self.env_override)} for {self.env}: {e}") from e
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict:
+    """("ctrl_cost_weight=0.5",) -> {"ctrl_cost_weight": 0.5} (values in YAML syntax)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--env-override {item!r}: expected NAME=VALUE, e.g. ctrl_cost_weight=0.5")
+        overrides[name] = yaml.safe_load(text)
+    return overrides
 
 
 # Per-environment starting points (then user overrides), per machine class: "accelerator" (a GPU/TPU) or

@@ -11,6 +11,7 @@ import numpy as np
 import tyro
 
 import envs
+from mjx_som.config import parse_overrides
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,19 +36,6 @@ class EvalOptions:
     """film only the first SECONDS of the episode (0 = all of it)"""
     export: str = ""
     """write the greedy policy into this folder (policy.jax + policy.json, runs with jax alone)"""
-
-
-def parse_overrides(items: tuple[str, ...]) -> dict:
-    """("ctrl_cost_weight=0.5",) -> {"ctrl_cost_weight": 0.5} (values in YAML syntax)."""
-    import yaml
-
-    overrides = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--env-override {item!r}: expected NAME=VALUE, e.g. ctrl_cost_weight=0.5")
-        overrides[name] = yaml.safe_load(text)
-    return overrides
 
 
 def evaluate_run(options: EvalOptions) -> dict:

@@ -105,6 +105,14 @@ def test_every_dm_control_task_resets_and_steps_under_vmap():
         assert state.obs.shape == (2, env.observation_size), task
 
 
+def test_config_overrides_reach_the_task():
+    from mjx_som.config import RunConfig
+
+    config = RunConfig(env="playground/CartpoleBalance", env_override=("episode_length=250", "ctrl_dt=0.02"))
+    task = config.make_env()
+    assert (task.episode_length, task.task._config.ctrl_dt, task.dt) == (250, 0.02, 0.02)
+
+
 def test_clear_errors_for_a_missing_extra_an_unknown_task_and_warp_on_a_cpu(monkeypatch):
     import mjx_som
 
@@ -112,6 +120,8 @@ def test_clear_errors_for_a_missing_extra_an_unknown_task_and_warp_on_a_cpu(monk
         envs.make("playground/CartpoleBalnce")
     with pytest.raises(ValueError, match="--physics warp needs an NVIDIA GPU"):
         mjx_som.train("playground/CartpoleBalance", physics="warp", wandb_mode="disabled")
+    with pytest.raises(ValueError, match="--env-override episode_lenght=9 for playground/CartpoleBalance: .* it has: "):
+        mjx_som.train("playground/CartpoleBalance", env_override=("episode_lenght=9",), wandb_mode="disabled")
     monkeypatch.setitem(sys.modules, "mujoco_playground", None)  # as if the extra were not installed
     with pytest.raises(ImportError, match=r'pip install -e "\.\[playground\]"'):
         envs.make("playground/CartpoleBalance")
