@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 
@@ -49,6 +49,7 @@ class LoadedRun:
     state: object  # the whole TrainState: .agent (parameters), .replay, .normalizer, ...
     env_steps: int  # env steps at the checkpoint
     policy: Callable  # policy(obs [B, O], rng) -> action [B, A]: jitted, greedy, raw observations in
+    _evaluators: dict = field(default_factory=dict, repr=False)  # (id(env), episodes) -> (env, its Trainer)
 
     def normalize(self, obs: jax.Array) -> jax.Array:
         """Raw observations [B, O] as the agent sees them (the run's observation statistics)."""
@@ -69,7 +70,11 @@ class LoadedRun:
             )
         if key is None:  # as mjx_som/runner.py derives its evaluation keys
             key = jax.random.fold_in(jax.random.split(jax.random.PRNGKey(self.config.seed))[1], self.env_steps)
-        trainer = Trainer(env, self.agent, self.config, eval_episodes=episodes or self.config.eval_episodes)
+        episodes = episodes or self.config.eval_episodes
+        if (id(env), episodes) not in self._evaluators:  # one compile per env and episode count
+            trainer = Trainer(env, self.agent, self.config, eval_episodes=episodes)
+            self._evaluators[id(env), episodes] = env, trainer  # holding env keeps its id unique
+        _, trainer = self._evaluators[id(env), episodes]
         metrics, episode = trainer.evaluate(self.state.agent, self.state.normalizer, key)
         return {k: float(v) for k, v in metrics.items()}, episode
 

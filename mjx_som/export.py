@@ -21,13 +21,9 @@ PLATFORMS = ("cpu", "cuda")
 def policy_function(run):
     """(obs [B, O] raw float32, key uint32[2]) -> actions [B, A] in the env's action space (its actuators'
     control range: what Gymnasium's task takes), greedy: the function export_policy serializes."""
-    agent, trainer, env = run.agent, run.trainer, run.env
-    agent_state, normalizer = run.state.agent, run.state.normalizer
 
     def policy(obs, key):
-        with jax.default_matmul_precision(run.config.matmul_precision):
-            actions = agent.act(agent_state, trainer.normalize(normalizer, obs), key, False)
-        return env.scale_action(actions)
+        return run.env.scale_action(run.policy(obs, key))
 
     return policy
 

@@ -412,10 +412,12 @@ def make_trainer(config: RunConfig, env, mesh=None) -> Trainer:
 
 
 def greedy_policy(trainer: Trainer, state) -> Callable:
-    """policy(obs [B, O], rng) -> action [B, A]: jitted, greedy, raw observations in."""
+    """policy(obs [B, O], rng) -> action [B, A] in [-1, 1]: jitted, greedy, raw observations in, under the
+    run's matmul precision (as its evaluations)."""
     agent_state, normalizer = state.agent, state.normalizer
 
     @jax.jit
+    @trainer.precise
     def policy(obs, rng):
         return trainer.agent.act(agent_state, trainer.normalize(normalizer, obs), rng, False)
 

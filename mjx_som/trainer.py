@@ -102,22 +102,22 @@ class Trainer:
         self.env, self.agent, self.config, self.mesh = env, agent, config, mesh
         self.vec = VecEnv(env, config.num_envs)
         self.eval_vec = VecEnv(env, eval_episodes)
-        self.evaluate = jax.jit(self._precise(self._evaluate))
+        self.evaluate = jax.jit(self.precise(self._evaluate))
         if mesh is None:
             self.shardings = None
-            self.init = jax.jit(self._precise(self._init))
-            self.chunk = jax.jit(self._precise(self._chunk), donate_argnums=0)
+            self.init = jax.jit(self.precise(self._init))
+            self.chunk = jax.jit(self.precise(self._chunk), donate_argnums=0)
         else:
             self.shardings = state_shardings(self.abstract_state, mesh, config.num_envs, config.buffer_size)
-            self.init = jax.jit(self._precise(self._init), out_shardings=self.shardings)
+            self.init = jax.jit(self.precise(self._init), out_shardings=self.shardings)
             self.chunk = jax.jit(
-                self._precise(self._chunk),
+                self.precise(self._chunk),
                 in_shardings=(self.shardings,),
                 out_shardings=(self.shardings, replicated(mesh)),
                 donate_argnums=0,
             )
 
-    def _precise(self, fn):
+    def precise(self, fn):
         """fn traced under the run's float32 matmul precision (config.matmul_precision)."""
 
         @functools.wraps(fn)

@@ -60,6 +60,8 @@ def test_each_evaluation_is_filmed_into_the_run_and_wandb(pendulum):
     assert not glob.glob(os.path.join(videos, "*.npz"))  # the rendered episodes' states are cleaned up
     frames = iio.imread(os.path.join(videos, "800.mp4"))
     _, episode = run.evaluate()  # the same key and parameters: the filmed episode
+    again, _ = run.evaluate()
+    assert len(run._evaluators) == 1 and again["eval/episode_return"] == result.summary["eval/episode_return"]
     assert frames.shape == (int(episode["length"]), 240, 320, 3)
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5  # the pole moved
     logged = glob.glob(os.path.join(result.run_dir, "wandb", "*run-*", "files", "media", "videos", "eval", "*"))
