@@ -19,24 +19,46 @@ from envs.wrappers import VecEnv
 from mjx_som.agents.base import improve_and_update
 
 WATCHDOG_S = 600  # a measurement call that takes longer dumps every thread's stack to stderr (a hang shows where)
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_compiles = [0]  # XLA compilations in this process (jax.monitoring), to keep them out of timed calls
 
 
-def time_calls(fn: Callable[[], object], repeats: int, label: str = "") -> np.ndarray:
-    """Wall-clock seconds of `repeats` calls of fn (after one warm-up call). With a label, each call's
-    progress goes to stderr; any call running past WATCHDOG_S dumps all threads' stacks (faulthandler)."""
-    times = []
-    for i in range(repeats + 1):
+def _count_compile(event: str, duration: float, **kwargs) -> None:
+    if event == COMPILE_EVENT:
+        _compiles[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+
+def time_calls(fn: Callable[[], object], repeats: int, label: str = "", max_compiling_calls: int = 3) -> np.ndarray:
+    """Wall-clock seconds of `repeats` calls of fn that compiled nothing. Calls that compiled (the first;
+    and the second where each call's output feeds the next, e.g. an env or train state: the first output
+    is held differently from the freshly made input and compiles again, seen as 9 s among 0.03 s calls)
+    are warm-ups, counted by jax.monitoring's compile events; more than max_compiling_calls of them is an
+    error (the function recompiles every call). With a label, each call's progress goes to stderr; any
+    call running past WATCHDOG_S dumps all threads' stacks (faulthandler)."""
+    times, warmups = [], 0
+    while len(times) < repeats:
+        compiled = _compiles[0]
         faulthandler.dump_traceback_later(WATCHDOG_S, exit=False, file=sys.__stderr__)
         start = time.perf_counter()
         try:
             jax.block_until_ready(fn())
         finally:
             faulthandler.cancel_dump_traceback_later()
-        if i:
-            times.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if _compiles[0] == compiled:
+            times.append(seconds)
+            what = f"call {len(times)}/{repeats}"
+        else:
+            warmups += 1
+            if warmups > max_compiling_calls:
+                what = label or "the measured function"
+                raise RuntimeError(f"{what} compiled in {warmups} calls: it recompiles on every call")
+            what = "warm-up (compile)"
         if label:
-            what = "warm-up (compile)" if i == 0 else f"call {i}/{repeats}"
-            print(f"[bench] {label}: {what} {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+            print(f"[bench] {label}: {what} {seconds:.2f} s", file=sys.stderr, flush=True)
     return np.asarray(times)
 
 

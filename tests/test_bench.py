@@ -128,3 +128,22 @@ def test_a_playground_task_is_also_stepped_through_playgrounds_own_wrapper(tmp_p
     records = json.loads(out.read_text())
     assert [(r["num_envs"], r["wrapper"]) for r in records] == [(4, "mjx_som"), (4, "playground")]
     assert all(r["env_steps_per_s"] > 0 for r in records)
+
+
+def test_calls_that_compile_are_warm_ups_never_timed(capsys):
+    """A state threaded through calls can compile twice (the first output is held unlike the fresh
+    input): such a call is a warm-up, not a timing; a function that compiles every call is an error."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from mjx_som.benchmarks import time_calls
+
+    double = jax.jit(lambda x: 2 * x)
+    sizes = iter([3, 4, 4, 4, 4, 4])  # the second call sees a new shape: it compiles again
+
+    seconds = time_calls(lambda: double(jnp.ones(next(sizes))), 4, "grows once")
+    assert len(seconds) == 4
+    assert capsys.readouterr().err.count("grows once: warm-up (compile)") == 2
+    with pytest.raises(RuntimeError, match="compiled in 4 calls: it recompiles on every call"):
+        time_calls(lambda: jax.jit(lambda x: x + 1)(jnp.ones(2)), 3, "new function each call")
