@@ -321,7 +321,11 @@ def test_brax_sac_peer_gets_our_sac_runs_settings():
         num_evals=7,
     )
     assert {k: settings[k] for k in expected} == expected
-    assert settings["network_factory"].keywords == {"hidden_layer_sizes": (128, 128)}
+    assert settings["network_factory"].keywords == {"hidden_layer_sizes": (128, 128), "q_network_layer_norm": False}
+    # on a Playground task: Playground's SAC settings, LayerNorm critics included
+    playground = brax_sac_settings(default_config("playground/CartpoleBalance", "sac", "cpu"))
+    assert (playground["num_envs"], playground["grad_updates_per_step"], playground["learning_rate"]) == (16, 8, 1e-3)
+    assert playground["network_factory"].keywords["q_network_layer_norm"] is True
 
 
 def test_shared_config_classes_declare_each_field_once():
