@@ -31,11 +31,14 @@ def _count_compile(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
-def time_calls(fn: Callable[[], object], repeats: int, label: str = "", max_compiling_calls: int = 3) -> np.ndarray:
+MAX_COMPILING_CALLS = 3  # warm-up calls that may compile before time_calls gives up
+
+
+def time_calls(fn: Callable[[], object], repeats: int, label: str = "") -> np.ndarray:
     """Wall-clock seconds of `repeats` calls of fn that compiled nothing. Calls that compiled (the first;
     and the second where each call's output feeds the next, e.g. an env or train state: the first output
     is held differently from the freshly made input and compiles again, seen as 9 s among 0.03 s calls)
-    are warm-ups, counted by jax.monitoring's compile events; more than max_compiling_calls of them is an
+    are warm-ups, counted by jax.monitoring's compile events; more than MAX_COMPILING_CALLS of them is an
     error (the function recompiles every call). With a label, each call's progress goes to stderr; any
     call running past WATCHDOG_S dumps all threads' stacks (faulthandler)."""
     times, warmups = [], 0
@@ -53,7 +56,7 @@ def time_calls(fn: Callable[[], object], repeats: int, label: str = "", max_comp
             what = f"call {len(times)}/{repeats}"
         else:
             warmups += 1
-            if warmups > max_compiling_calls:
+            if warmups > MAX_COMPILING_CALLS:
                 what = label or "the measured function"
                 raise RuntimeError(f"{what} compiled in {warmups} calls: it recompiles on every call")
             what = "warm-up (compile)"
@@ -130,7 +133,7 @@ def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: in
     sampler: every denoising step, all N candidates and the critic's selection)."""
     act = jax.jit(lambda state, obs, key: agent.act(state, obs, key, False))
     obs = jax.random.normal(jax.random.PRNGKey(0), (batch_size, obs_size))
-    keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats + 1))
+    keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats + MAX_COMPILING_CALLS + 1))  # a key per call
     return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats, f"inference, batch {batch_size}"))
 
 
@@ -153,7 +156,7 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
 
     update = jax.jit(functools.partial(improve_and_update, agent))
     state = agent_state
-    update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + 1))
+    update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + MAX_COMPILING_CALLS + 1))  # a key per call
 
     def call():
         nonlocal state
