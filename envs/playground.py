@@ -14,6 +14,7 @@ from brax.envs.base import Env, State
 from flax import struct
 
 from envs.box import scale_to_box
+from envs.mujoco_env import MujocoTask
 
 PREFIX = "playground/"
 # The DeepMind Control suite as Playground 0.2.0 ships it (they work offline; tests/test_playground.py
@@ -122,8 +123,7 @@ class PlaygroundTask(Env):
             sizes = sizes[observation_key]
         self._obs_size = int(sizes if isinstance(sizes, int) else sizes[-1])
 
-    # the videos' camera: a side view that follows the first body
-    camera = {"distance": 4.0, "elevation": -20.0, "azimuth": 90.0, "track_body": 1, "lookat": (0.0, 0.0, 0.0)}
+    camera = MujocoTask.camera  # the videos' camera: a side view that follows the first body
 
     @property
     def observation_size(self) -> int:
@@ -149,8 +149,8 @@ class PlaygroundTask(Env):
         terminated = jnp.asarray(inner.done, jnp.float32)
         info = {"terminated": terminated, "truncated": jnp.zeros_like(terminated), "final_obs": obs}
         pipeline = PlaygroundState(data=inner.data, obs=inner.obs, metrics=inner.metrics, info=inner.info)
-        return State(pipeline_state=pipeline, obs=obs, reward=jnp.asarray(inner.reward, jnp.float32),
-                     done=terminated, metrics={}, info=info)  # fmt: skip
+        reward = jnp.asarray(inner.reward, jnp.float32)
+        return State(pipeline_state=pipeline, obs=obs, reward=reward, done=terminated, metrics={}, info=info)
 
     def _inner(self, state: State):
         from mujoco_playground._src.mjx_env import State as InnerState

@@ -65,6 +65,12 @@ def time_calls(fn: Callable[[], object], repeats: int, label: str = "") -> np.nd
     return np.asarray(times)
 
 
+def call_keys(seed: int, repeats: int):
+    """An iterator of PRNG keys, one for every call time_calls(fn, repeats) may make (the warm-ups that
+    compile included), made before timing so that no key costs a timed call anything."""
+    return iter(jax.random.split(jax.random.PRNGKey(seed), repeats + MAX_COMPILING_CALLS + 1))
+
+
 def playground_vector_env(env, num_envs: int):
     """Playground's own training wrapper around a playground/<Name> task (brax's VmapWrapper, EpisodeWrapper
     and AutoResetWrapper, as Playground trains): the same physics without our adapter, for comparing the
@@ -133,7 +139,7 @@ def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: in
     sampler: every denoising step, all N candidates and the critic's selection)."""
     act = jax.jit(lambda state, obs, key: agent.act(state, obs, key, False))
     obs = jax.random.normal(jax.random.PRNGKey(0), (batch_size, obs_size))
-    keys = iter(jax.random.split(jax.random.PRNGKey(1), repeats + MAX_COMPILING_CALLS + 1))  # a key per call
+    keys = call_keys(1, repeats)
     return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats, f"inference, batch {batch_size}"))
 
 
@@ -156,7 +162,7 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
 
     update = jax.jit(functools.partial(improve_and_update, agent))
     state = agent_state
-    update_keys = iter(jax.random.split(jax.random.PRNGKey(3), repeats + MAX_COMPILING_CALLS + 1))  # a key per call
+    update_keys = call_keys(3, repeats)
 
     def call():
         nonlocal state

@@ -91,13 +91,17 @@ def train_brax_sac(config: RunConfig, run_dir: str) -> dict:
         with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    native = {}
+    environment, wrap_env_fn = env, None  # None: brax's own training wrappers
     if config.env.startswith(PLAYGROUND_PREFIX):
         from mujoco_playground import wrapper
 
-        native = dict(environment=env.task, wrap_env_fn=wrapper.wrap_for_brax_training)
+        environment, wrap_env_fn = env.task, wrapper.wrap_for_brax_training
     sac_train.train(
-        **({"environment": env} | native), episode_length=env.episode_length, progress_fn=progress, **settings
+        environment=environment,
+        wrap_env_fn=wrap_env_fn,
+        episode_length=env.episode_length,
+        progress_fn=progress,
+        **settings,
     )
     summary = {
         "env": config.env,
