@@ -147,3 +147,20 @@ def test_calls_that_compile_are_warm_ups_never_timed(capsys):
     assert capsys.readouterr().err.count("grows once: warm-up (compile)") == 2
     with pytest.raises(RuntimeError, match="compiled in 4 calls: it recompiles on every call"):
         time_calls(lambda: jax.jit(lambda x: x + 1)(jnp.ones(2)), 3, "new function each call")
+
+
+def test_an_update_that_compiles_twice_is_timed_with_a_key_for_every_call():
+    """DPMD's update compiles again on its second call (its first output is held unlike the fresh state):
+    the bench makes one more warm-up and must still have a key for each call (it ran out: StopIteration)."""
+    import dataclasses
+
+    import jax
+
+    from mjx_som.agents import EnvSpec, make_agent
+    from mjx_som.benchmarks import update_ms
+    from mjx_som.config import RunConfig
+
+    config = dataclasses.replace(RunConfig().dpmd, actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2)
+    agent = make_agent("dpmd", config, EnvSpec(3, 2, 4))
+    mean, std = update_ms(agent, agent.init(jax.random.PRNGKey(0)), 3, 2, 8, 2)
+    assert mean > 0 and std >= 0
