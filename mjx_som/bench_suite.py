@@ -102,13 +102,14 @@ def bench_algo(
 
     agent, trainer, config = build(env, options, flags, algo, num_envs)
     state = agent.init(jax.random.PRNGKey(0))
+    precision = config.matmul_precision
     train_ms, train_std = update_ms(
-        agent, state, env.observation_size, env.action_size, config.batch_size, options.repeats
+        agent, state, env.observation_size, env.action_size, config.batch_size, options.repeats, precision
     )
     loop = (None, None) if options.skip_loop else loop_throughput(trainer, options.loop_repeats)
     records = []
     for batch in batch_sizes:
-        infer_ms, infer_std = inference_ms(agent, state, env.observation_size, batch, options.repeats)
+        infer_ms, infer_std = inference_ms(agent, state, env.observation_size, batch, options.repeats, precision)
         records.append(
             dict(
                 algo=algo,
@@ -119,6 +120,7 @@ def bench_algo(
                 train_ms_std=train_std,
                 train_batch_size=config.batch_size,
                 num_envs=num_envs,
+                matmul_precision=precision,
                 loop_env_steps_per_s=loop[0],
                 loop_env_steps_per_s_std=loop[1],
                 diffusion_steps=getattr(config.algo_config(), "diffusion_steps", 1),
@@ -137,16 +139,20 @@ def run_bench(options: BenchOptions, flags: list[str]) -> list[dict]:
     records = []
     # a Playground task is also stepped through Playground's own wrapper: our adapter should cost nothing
     wrappers = ("mjx_som", "playground") if options.env.startswith(PLAYGROUND_PREFIX) else ("mjx_som",)
+    # the physics at the trainer's matmul precision (run.py's --matmul-precision; TF32 would flatter it on a GPU)
+    precision = config_from_flags(options.env, (algos or ["som"])[0], flags, options.preset).matmul_precision
     for num_envs in [] if options.skip_loop else parse_ints(options.num_envs):
         for wrapper in wrappers:
+            repeats = max(3, options.repeats // 10)
             r = env_throughput(
-                env, num_envs, options.steps_per_call, repeats=max(3, options.repeats // 10), wrapper=wrapper
+                env, num_envs, options.steps_per_call, repeats, wrapper=wrapper, matmul_precision=precision
             )
             r.update(kind="env_only", env=options.env, device=device)
             records.append(r)
             print(
                 f"{options.env} env-only ({wrapper})  num_envs={num_envs:6d}  "
-                f"{r['env_steps_per_s']:12,.0f} ± {r['env_steps_per_s_std']:,.0f} env steps/s  [{device}]"
+                f"{r['env_steps_per_s']:12,.0f} ± {r['env_steps_per_s_std']:,.0f} env steps/s  "
+                f"[{device}, matmul precision {precision}]"
             )
     if not options.env_only:
         num_envs = parse_ints(options.num_envs)[0]

@@ -17,6 +17,7 @@ import numpy as np
 
 from envs.wrappers import VecEnv
 from mjx_som.agents.base import improve_and_update
+from mjx_som.trainer import with_matmul_precision
 
 WATCHDOG_S = 600  # a measurement call that takes longer dumps every thread's stack to stderr (a hang shows where)
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -92,17 +93,25 @@ def playground_vector_env(env, num_envs: int):
 
 
 def env_throughput(
-    env, num_envs: int, steps_per_call: int = 100, repeats: int = 3, seed: int = 0, wrapper: str = "mjx_som"
+    env,
+    num_envs: int,
+    steps_per_call: int = 100,
+    repeats: int = 3,
+    seed: int = 0,
+    wrapper: str = "mjx_som",
+    matmul_precision: str = "highest",
 ) -> dict:
     """Env steps/s of `num_envs` lockstep envs (auto-reset on) under uniform random actions in [-1, 1].
-    wrapper: "mjx_som" (our VecEnv) or, for a Playground task, "playground" (Playground's own wrapper).
+    wrapper: "mjx_som" (our VecEnv) or, for a Playground task, "playground" (Playground's own wrapper);
+    matmul_precision: the physics' float32 matmul precision, as the trainer's (--matmul-precision).
 
-    Returns {"num_envs", "wrapper", "env_steps_per_s", "env_steps_per_s_std"}: the physical limit the
-    trainer's throughput is measured against.
+    Returns {"num_envs", "wrapper", "matmul_precision", "env_steps_per_s", "env_steps_per_s_std"}: the
+    physical limit the trainer's throughput is measured against.
     """
     vec = playground_vector_env(env, num_envs) if wrapper == "playground" else VecEnv(env, num_envs)
 
     @jax.jit
+    @functools.partial(with_matmul_precision, precision=matmul_precision)
     def rollout(state, key):
         def body(carry, _):
             state, key = carry
@@ -125,6 +134,7 @@ def env_throughput(
     return {
         "num_envs": num_envs,
         "wrapper": wrapper,
+        "matmul_precision": matmul_precision,
         "env_steps_per_s": float(rates.mean()),
         "env_steps_per_s_std": float(rates.std()),
     }
@@ -134,16 +144,32 @@ def _ms(seconds: np.ndarray) -> tuple[float, float]:
     return float(seconds.mean() * 1e3), float(seconds.std() * 1e3)
 
 
-def inference_ms(agent, agent_state, obs_size: int, batch_size: int, repeats: int) -> tuple[float, float]:
+def inference_fn(agent, matmul_precision: str = "highest"):
+    """The jitted greedy act(state, obs [B, O], key) -> actions [B, A] that inference_ms times, traced under
+    matmul_precision (as the trainer's acting and evaluation)."""
+    return jax.jit(with_matmul_precision(lambda state, obs, key: agent.act(state, obs, key, False), matmul_precision))
+
+
+def update_fn(agent, matmul_precision: str = "highest"):
+    """The jitted update(state, batch, key) -> (state, metrics, batch) that update_ms times (an agent's
+    improve() step too, as the trainer calls both), traced under matmul_precision."""
+    return jax.jit(with_matmul_precision(functools.partial(improve_and_update, agent), matmul_precision))
+
+
+def inference_ms(
+    agent, agent_state, obs_size: int, batch_size: int, repeats: int, matmul_precision: str = "highest"
+) -> tuple[float, float]:
     """(mean, std) ms of one jitted greedy act() call on batch_size states (an algorithm's whole
     sampler: every denoising step, all N candidates and the critic's selection)."""
-    act = jax.jit(lambda state, obs, key: agent.act(state, obs, key, False))
+    act = inference_fn(agent, matmul_precision)
     obs = jax.random.normal(jax.random.PRNGKey(0), (batch_size, obs_size))
     keys = call_keys(1, repeats)
     return _ms(time_calls(lambda: act(agent_state, obs, next(keys)), repeats, f"inference, batch {batch_size}"))
 
 
-def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int):
+def update_ms(
+    agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int, matmul_precision="highest"
+):
     """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; for an
     agent that improves stored actions (DIPO) its improve() step too, as the trainer calls both."""
     from mjx_som.replay import Transition
@@ -160,7 +186,7 @@ def update_ms(agent, agent_state, obs_size: int, action_size: int, batch_size: i
         target_action=action if agent.improve is not None else None,
     )
 
-    update = jax.jit(functools.partial(improve_and_update, agent))
+    update = update_fn(agent, matmul_precision)
     state = agent_state
     update_keys = call_keys(3, repeats)
 

@@ -85,6 +85,18 @@ class TrainState:
     consecutive_skips: jax.Array  # int32 scalar, non-finite updates skipped since the last finite one
 
 
+def with_matmul_precision(fn, precision: str):
+    """fn traced under a float32 matmul precision (highest, high or default): jax.default_matmul_precision
+    is read when jit traces, so the context must be entered inside the traced function."""
+
+    @functools.wraps(fn)
+    def traced(*args):
+        with jax.default_matmul_precision(precision):
+            return fn(*args)
+
+    return traced
+
+
 def all_finite(tree) -> jax.Array:
     """True when every floating-point leaf of tree is finite (bool scalar)."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
@@ -119,13 +131,7 @@ class Trainer:
 
     def precise(self, fn):
         """fn traced under the run's float32 matmul precision (config.matmul_precision)."""
-
-        @functools.wraps(fn)
-        def traced(*args):
-            with jax.default_matmul_precision(self.config.matmul_precision):
-                return fn(*args)
-
-        return traced
+        return with_matmul_precision(fn, self.config.matmul_precision)
 
     @functools.cached_property
     def abstract_state(self) -> TrainState:

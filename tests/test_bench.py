@@ -164,3 +164,40 @@ def test_an_update_that_compiles_twice_is_timed_with_a_key_for_every_call():
     agent = make_agent("dpmd", config, EnvSpec(3, 2, 4))
     mean, std = update_ms(agent, agent.init(jax.random.PRNGKey(0)), 3, 2, 8, 2)
     assert mean > 0 and std >= 0
+
+
+def test_bench_traces_at_the_trainers_matmul_precision():
+    """The bench times what the trainer runs: its jitted act() and update are traced under the run's
+    float32 matmul precision (highest by default). They were traced at JAX's default (TF32 on an H200),
+    which made the GPU figures of 2026-11-28 incomparable with the training loop's."""
+    import dataclasses
+    import re
+
+    import jax
+
+    from mjx_som.agents import EnvSpec, make_agent
+    from mjx_som.benchmarks import inference_fn, update_fn
+    from mjx_som.config import RunConfig
+    from mjx_som.replay import Transition
+
+    config = dataclasses.replace(RunConfig().som, actor_hidden=(8,), critic_hidden=(8,), num_samples=4)
+    agent = make_agent("som", config, EnvSpec(3, 2, 4))
+    state = agent.init(jax.random.PRNGKey(0))
+    obs, key = jax.numpy.zeros((4, 3)), jax.random.PRNGKey(1)
+    zeros = jax.numpy.zeros(4)
+    batch = Transition(obs, jax.numpy.zeros((4, 2)), zeros, obs, zeros, zeros)
+
+    def precisions(lowered) -> set[str]:
+        return set(re.findall(r"precision = \[(\w+), \w+\]", lowered.as_text()))
+
+    assert RunConfig().matmul_precision == "highest"
+    assert precisions(inference_fn(agent).lower(state, obs, key)) == {"HIGHEST"}
+    assert precisions(update_fn(agent).lower(state, batch, key)) == {"HIGHEST"}
+    assert precisions(inference_fn(agent, "default").lower(state, obs, key)) == {"DEFAULT"}
+
+
+def test_env_only_records_carry_the_run_flags_matmul_precision(tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    flags = ["--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "4", "--steps-per-call", "2"]
+    _bench(monkeypatch, [*flags, "--json", str(out), "--matmul-precision", "high"])
+    assert [r["matmul_precision"] for r in json.loads(out.read_text())] == ["high"]
