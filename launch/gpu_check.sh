@@ -10,12 +10,13 @@
 #   1. SOM on HalfCheetah-v4 with the accelerator preset (4096 envs, batch 8192, 4 updates per vector
 #      step), stopped by SIGINT after TRAIN_S seconds (the run then finishes its chunk and writes
 #      summary.json): the return curve and the training loop's env steps/s;
-#   2. env-only env steps/s at 4096 and 16384 envs (the physical limit);
+#   2. env-only env steps/s at 4096 and 16384 envs (the physical limit; 20 steps per call: on the H200,
+#      2026-11-28, 4096 envs x 100 steps x 4 calls plus compiling did not fit 90 s);
 #   3. inference ms (batch 1 and 4096) and ms per update (the preset's batch 8192) of every algorithm.
 set -u
 OUT=${OUT:-gpu_check_out}
 TRAIN_S=${TRAIN_S:-230}
-ENV_S=${ENV_S:-90}
+ENV_S=${ENV_S:-120}
 ALGO_S=${ALGO_S:-140}
 ALGOS=${ALGOS:-som,sdac,dacer,qsm,sac,dpmd,qvpo,dipo,mfp}
 RUN_DIR=${RUN_DIR:-/tmp/gpu_check_run}
@@ -34,7 +35,7 @@ timeout -s INT -k 90 "$TRAIN_S" python3 launch/run.py --env HalfCheetah-v4 --pre
 for f in config.json metrics.jsonl summary.json returns.png; do cp "$RUN_DIR/$f" "$OUT/" 2>/dev/null; done
 
 stage "2. env-only, HalfCheetah-v4, 4096 and 16384 envs"
-timeout -k 10 "$ENV_S" python3 launch/bench.py --env HalfCheetah-v4 --env-only --num-envs 4096,16384 \
+timeout -k 10 "$ENV_S" python3 launch/bench.py --env HalfCheetah-v4 --env-only --num-envs 4096,16384 --steps-per-call 20 \
   --json "$OUT/env_only.json" 2>&1 | tee -a "$LOG"
 
 stage "3. inference and update, $ALGOS"
