@@ -141,9 +141,9 @@ def run_bench(options: BenchOptions, flags: list[str]) -> list[dict]:
     wrappers = ("mjx_som", "playground") if options.env.startswith(PLAYGROUND_PREFIX) else ("mjx_som",)
     # the physics at the trainer's matmul precision (run.py's --matmul-precision; TF32 would flatter it on a GPU)
     precision = config_from_flags(options.env, (algos or ["som"])[0], flags, options.preset).matmul_precision
+    repeats = max(3, options.repeats // 10)
     for num_envs in [] if options.skip_loop else parse_ints(options.num_envs):
         for wrapper in wrappers:
-            repeats = max(3, options.repeats // 10)
             r = env_throughput(
                 env, num_envs, options.steps_per_call, repeats, wrapper=wrapper, matmul_precision=precision
             )

@@ -168,7 +168,13 @@ def inference_ms(
 
 
 def update_ms(
-    agent, agent_state, obs_size: int, action_size: int, batch_size: int, repeats: int, matmul_precision="highest"
+    agent,
+    agent_state,
+    obs_size: int,
+    action_size: int,
+    batch_size: int,
+    repeats: int,
+    matmul_precision: str = "highest",
 ):
     """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; for an
     agent that improves stored actions (DIPO) its improve() step too, as the trainer calls both."""
