@@ -5,6 +5,7 @@ timing primitives are in mjx_som/benchmarks.py, the figures in mjx_som/plotting.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -13,10 +14,17 @@ from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som import agents
 from mjx_som.agents import EnvSpec
 from mjx_som.benchmarks import env_throughput, inference_ms, loop_throughput, update_ms
-from mjx_som.config import check_replaced_flags, config_from_flags
+from mjx_som.config import RunConfig, check_replaced_flags, config_from_flags
 from mjx_som.plotting import bench_bars, bench_scaling
 from mjx_som.sharding import device_name
 from mjx_som.trainer import Trainer
+
+
+@functools.cache
+def run_config(env: str, algo: str, flags: tuple[str, ...], preset: str) -> RunConfig:
+    """run.py's config for algo with these flags, parsed once per algorithm (check() validates, the
+    measurements reuse it)."""
+    return config_from_flags(env, algo, list(flags), preset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +81,7 @@ class BenchOptions:
             raise ValueError(f"--algos: unknown {', '.join(unknown)}; choose from: {', '.join(agents.algos())}")
         check_replaced_flags(flags)
         for algo in self.algo_list:
-            config_from_flags(self.env, algo, flags, self.preset)
+            run_config(self.env, algo, tuple(flags), self.preset)
 
     @property
     def algo_list(self) -> list[str]:
@@ -86,9 +94,11 @@ def parse_ints(text: str) -> list[int]:
 
 def build(env, options: BenchOptions, flags: list[str], algo: str, num_envs: int):
     """(agent, trainer, config): the env's config for algo with run.py's flags, learning from the first step."""
-    config = config_from_flags(options.env, algo, flags, options.preset)
     config = dataclasses.replace(
-        config, num_envs=num_envs, learning_starts=0, log_every=num_envs * options.loop_iterations
+        run_config(options.env, algo, tuple(flags), options.preset),
+        num_envs=num_envs,
+        learning_starts=0,
+        log_every=num_envs * options.loop_iterations,
     )
     spec = EnvSpec(env.observation_size, env.action_size, max(config.total_updates, 1))
     agent = agents.make_agent(algo, config.algo_config(), spec)
@@ -140,7 +150,7 @@ def run_bench(options: BenchOptions, flags: list[str]) -> list[dict]:
     # a Playground task is also stepped through Playground's own wrapper: our adapter should cost nothing
     wrappers = ("mjx_som", "playground") if options.env.startswith(PLAYGROUND_PREFIX) else ("mjx_som",)
     # the physics at the trainer's matmul precision (run.py's --matmul-precision; TF32 would flatter it on a GPU)
-    precision = config_from_flags(options.env, (algos or ["som"])[0], flags, options.preset).matmul_precision
+    precision = run_config(options.env, (algos or ["som"])[0], tuple(flags), options.preset).matmul_precision
     repeats = max(3, options.repeats // 10)
     for num_envs in [] if options.skip_loop else parse_ints(options.num_envs):
         for wrapper in wrappers:

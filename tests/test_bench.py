@@ -37,6 +37,14 @@ def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
 
 
 def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
+    import mjx_som.bench_suite as suite
+
+    parsed = []  # run.py's flags are parsed once per algorithm: by the check, reused by every measurement
+    parse = suite.config_from_flags
+    monkeypatch.setattr(
+        suite, "config_from_flags", lambda env, algo, *rest: parsed.append(algo) or parse(env, algo, *rest)
+    )
+    suite.run_config.cache_clear()
     out = tmp_path / "bench.json"
     _bench(
         monkeypatch,
@@ -88,6 +96,7 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     assert dacer["diffusion_steps"] == 20 and dacer["num_candidates"] == 1
     assert [r["algo"] for r in records if r["kind"] == "scaling"] == ["som", "dacer"]
     assert (tmp_path / "bench.png").stat().st_size > 0 and (tmp_path / "bench_scaling.png").stat().st_size > 0
+    assert sorted(parsed) == ["dacer", "som"]
 
 
 def test_bench_takes_run_flags_and_names_replaced_ones(monkeypatch, capsys):
