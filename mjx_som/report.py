@@ -21,10 +21,17 @@ PAPER = {
     "Humanoid-v4": ("7365.7 ± 493.3", "DIPO 6139.4 ± 645.9"),
     "Walker2d-v4": ("5472.8 ± 526.9", "DIPO 5425.8 ± 181.3"),
 }
+# settings that never change what a run learns: where it writes, how often it saves or films, how it is shown
 IGNORED = {
     "seed",
     "run_dir",
     "resume",
+    "resume_step",
+    "overwrite",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "video_every",
+    "video_size",
     "progress",
     "wandb_mode",
     "wandb_project",
@@ -66,7 +73,8 @@ def load_runs(run_dirs: list[str]) -> list[dict]:
 
 def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
     """{(env, label): runs}; label is the algo plus every setting (of that algo or the run) that
-    differs between the runs of the same env and algo, seeds excepted."""
+    differs between the runs of the same env and algo, seeds and IGNORED excepted; a setting missing
+    from some of their configs (written by another version of the code) is not compared."""
     by_env_algo = defaultdict(list)
     for run in runs:
         by_env_algo[(run["config"]["env"], run["config"]["algo"])].append(run)
@@ -78,7 +86,9 @@ def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
             )
             for m in members
         ]
-        varying = sorted(k for k in flats[0] if len({f.get(k) for f in flats}) > 1)
+        # a setting only some configs hold came or went with a code version; it does not tell runs apart
+        shared = set.intersection(*(set(f) for f in flats))
+        varying = sorted(k for k in shared if len({f[k] for f in flats}) > 1)
         for member, flat in zip(members, flats, strict=True):
             label = algo + "".join(f" {k.split('.')[-1]}={json.loads(flat[k])}" for k in varying)
             groups.setdefault((env, label), []).append(member)

@@ -76,3 +76,24 @@ def test_sweep_then_report(tmp_path):
     table = (report_dir / "table.md").read_text()
     assert "| bandit/eight_gaussians | som |" in table and "modes [" in table
     assert (report_dir / "curves.png").stat().st_size > 0
+
+
+def test_report_groups_seeds_across_code_versions_and_output_settings():
+    """Seeds whose configs differ only in where and how often they save, or in a setting an older version
+    of the code wrote (or lacked), form one group; a setting that changes learning still splits them."""
+    from mjx_som.report import group_runs
+
+    def run(seed, **extra):
+        som = {"alpha_scaled": 5.0, **extra.pop("som", {})}
+        return {"config": {"env": "Hopper-v4", "algo": "som", "seed": seed, "som": som, **extra}, "evals": []}
+
+    runs = [
+        run(0, checkpoint_every=1_000_000, som={"a_t_source": "policy"}),  # an older version's config
+        run(1, checkpoint_every=16_000, video_every=10, overwrite=True),
+        run(2, checkpoint_every=16_000, video_every=10, som={"alpha_scaled": 20.0}),
+    ]
+    groups = group_runs(runs)
+    assert {label: [r["config"]["seed"] for r in members] for (_, label), members in groups.items()} == {
+        "som alpha_scaled=5.0": [0, 1],
+        "som alpha_scaled=20.0": [2],
+    }
