@@ -185,8 +185,9 @@ _BANDIT_PRESET = dict(
 # solution in 2 of 4 runs; the failure lies ~200 steps ahead, and n-step targets carry it back faster.
 _CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01)
 # SAC as brax's SAC runs here (brax.training.agents.sac's temperature from 1 and target entropy -A/2, no
-# LayerNorm; one learning rate 1e-3, as launch/brax_sac.py gives it): with ours (from 0.1, -A, 3e-4, LayerNorm) seed 0 never balanced
-# (69 at 12k; 4 of 5 seeds did), with brax's all 5 seeds balance at 12k (docs/baselines.md)
+# LayerNorm; one learning rate 1e-3, as launch/brax_sac.py gives it): with ours (from 0.1, -A, 3e-4,
+# LayerNorm) seed 0 never balanced (69 at 12k; 4 of 5 seeds did), with these all 5 balance at 12k
+# (docs/baselines.md)
 _CHEAP_SAC = dict(
     _CHEAP_NETWORKS, init_alpha=1.0, target_entropy_per_dim=-0.5, actor_lr=1e-3, alpha_lr=1e-3, critic_layer_norm=False
 )
