@@ -1,6 +1,7 @@
 """Aggregating run directories (e.g. a sweep's) into Table-1-style results: runs grouped by env, algo
-and every setting that differs between them, final returns mean ± std over seeds, the wall clock to a
-target return, the paper's numbers beside ours. launch/report.py is its CLI."""
+and every setting that differs between them, final returns mean ± std over seeds with a bootstrap
+confidence interval, each group against the env's best (probability of improvement, Welch's test), the
+wall clock to a target return, the paper's numbers beside ours. launch/report.py is its CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 from collections import defaultdict
 
 import numpy as np
+from scipy import stats
 
 from mjx_som.logging import flatten_config, read_metrics
 from mjx_som.plotting import report_curves
@@ -118,29 +120,79 @@ def time_to_target(members: list[dict], target: float) -> dict:
     }
 
 
-def build_report(groups: dict, targets: dict[str, float]) -> dict:
-    report = {}
+def final_returns(members: list[dict], last_evals: int = 1) -> np.ndarray:
+    """Per run, the mean of its last `last_evals` evaluation returns (1 = the final evaluation)."""
+    return np.array([np.mean([r for _, _, r in m["evals"][-last_evals:]]) for m in members])
+
+
+def mean_interval(values: np.ndarray, confidence: float = 0.95) -> list[float] | None:
+    """Percentile-bootstrap interval of the mean over seeds (scipy.stats.bootstrap, 10,000 resamples, fixed
+    seed); None with fewer than 2 seeds. With 3 seeds it is wide and optimistic: read it as a lower bound on
+    the uncertainty."""
+    if len(values) < 2:
+        return None
+    if np.ptp(values) == 0:
+        return [float(values[0])] * 2
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=10_000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+
+
+def compare(values: np.ndarray, reference: np.ndarray) -> dict:
+    """One group's final returns against another's: the probability of improvement P(X > Y) + P(X = Y) / 2
+    over all pairs of their seeds (rliable's; the Mann-Whitney U over n m) and the two-sided p-value of
+    Welch's t-test (None with fewer than 2 seeds on either side)."""
+    wins = (values[:, None] > reference[None, :]).mean() + 0.5 * (values[:, None] == reference[None, :]).mean()
+    welch = None
+    if min(len(values), len(reference)) >= 2 and np.ptp(np.concatenate([values, reference])) > 0:
+        welch = float(stats.ttest_ind(values, reference, equal_var=False).pvalue)
+    return {"prob_improvement": float(wins), "welch_p": welch}
+
+
+def build_report(groups: dict, targets: dict[str, float], last_evals: int = 1) -> dict:
+    """{env: {label: entry}}: each group's final returns (the mean of each run's last `last_evals`
+    evaluations), their mean, std and 95% bootstrap interval, the comparison with the env's group of the
+    highest mean (`vs_best`, absent for that group), coverage for bandits and the time to target."""
+    report, finals = {}, {}
     for (env, label), members in sorted(groups.items()):
-        finals = np.array([m["evals"][-1][2] for m in members])
-        entry = {"final_mean": float(finals.mean()), "final_std": float(finals.std()), "seeds": len(members)}
+        finals[(env, label)] = values = final_returns(members, last_evals)
+        entry = {
+            "final_mean": float(values.mean()),
+            "final_std": float(values.std()),
+            "seeds": len(members),
+            "finals": values.tolist(),
+            "final_ci95": mean_interval(values),
+            "last_evals": last_evals,
+        }
         coverage = [m["summary"]["modes_covered"] for m in members if "modes_covered" in m["summary"]]
         if coverage:
             entry["modes_covered"] = coverage
             entry["high_reward_fraction"] = [m["summary"]["high_reward_fraction"] for m in members]
         report.setdefault(env, {})[label] = entry
     for env, entries in report.items():
-        target = targets.get(env, 0.8 * max(e["final_mean"] for e in entries.values()))
+        best = max(entries, key=lambda label: entries[label]["final_mean"])
+        target = targets.get(env, 0.8 * entries[best]["final_mean"])
         for label, entry in entries.items():
+            if label != best:
+                entry["vs_best"] = {"label": best, **compare(finals[(env, label)], finals[(env, best)])}
             entry["target"] = target
             entry["to_target"] = time_to_target(groups[(env, label)], target)
     return report
 
 
 def table_markdown(report: dict) -> str:
+    some = next(iter(next(iter(report.values())).values()))
+    which = "final eval return" if some["last_evals"] == 1 else f"mean of the last {some['last_evals']} evals"
     lines = [
-        "| env | run | final eval return (mean ± std, seeds) | paper: SOM | paper: strongest baseline |"
-        " time to target |",
-        "|---|---|---|---|---|---|",
+        f"| env | run | {which} (mean ± std, seeds) | 95% CI of the mean | vs the env's best: P(better), Welch p |"
+        " paper: SOM | paper: strongest baseline | time to target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for env, entries in report.items():
         paper = PAPER.get(env, ("—", "—"))
@@ -150,13 +202,21 @@ def table_markdown(report: dict) -> str:
                 final += (
                     f"; modes {e['modes_covered']}, in high modes {np.round(e['high_reward_fraction'], 2).tolist()}"
                 )
+            interval = "—" if e["final_ci95"] is None else f"[{e['final_ci95'][0]:.1f}, {e['final_ci95'][1]:.1f}]"
+            versus = "best"
+            if "vs_best" in e:
+                welch = e["vs_best"]["welch_p"]
+                versus = f"{e['vs_best']['prob_improvement']:.2f}, " + ("—" if welch is None else f"{welch:.2f}")
             hit = e["to_target"]
             reach = (
                 f"{hit['walltime_s']:.0f} s / {hit['env_steps']:,.0f} steps ({hit['reached']}/{hit['seeds']})"
                 if hit["reached"]
                 else f"not reached (0/{hit['seeds']})"
             )
-            lines.append(f"| {env} | {label} | {final} | {paper[0]} | {paper[1]} | {reach} (≥ {e['target']:.1f}) |")
+            lines.append(
+                f"| {env} | {label} | {final} | {interval} | {versus} | {paper[0]} | {paper[1]} |"
+                f" {reach} (≥ {e['target']:.1f}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -168,14 +228,17 @@ def parse_targets(text: str) -> dict[str, float]:
     return targets
 
 
-def write_report(run_dirs: list[str], out: str, targets: dict[str, float] | None = None) -> dict:
+def write_report(run_dirs: list[str], out: str, targets: dict[str, float] | None = None, last_evals: int = 1) -> dict:
     """report.json, table.md and curves.png of the runs in run_dirs (those without config.json and an
-    evaluation are skipped) into out; returns the report. A ValueError when no run is left."""
+    evaluation are skipped) into out; a run's final return is the mean of its last `last_evals`
+    evaluations; returns the report. A ValueError when no run is left or last_evals < 1."""
+    if last_evals < 1:
+        raise ValueError(f"--last-evals must be >= 1, got {last_evals}")
     runs = load_runs(run_dirs)
     if not runs:
         raise ValueError("no run directory with config.json and evaluations in metrics.jsonl among the arguments")
     groups = group_runs(runs)
-    report = build_report(groups, targets or {})
+    report = build_report(groups, targets or {}, last_evals)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=2)

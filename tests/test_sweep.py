@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from conftest import TINY, dotted
@@ -97,3 +98,43 @@ def test_report_groups_seeds_across_code_versions_and_output_settings():
         "som alpha_scaled=5.0": [0, 1],
         "som alpha_scaled=20.0": [2],
     }
+
+
+def test_report_statistics_over_seeds(tmp_path):
+    """Final returns average each run's last K evaluations; the interval holds the mean and lies within the
+    seeds' range; each group meets the env's best with the share of seed pairs it wins and Welch's p-value
+    (checked against the t distribution by hand); the CLI refuses --last-evals 0 before reading any run."""
+    from scipy import stats
+
+    from mjx_som.report import build_report, table_markdown
+
+    def run(seed, returns):
+        evals = [(1000 * (i + 1), 10.0 * (i + 1), r) for i, r in enumerate(returns)]
+        return {"config": {"env": "Hopper-v4", "algo": "x", "seed": seed}, "evals": evals, "summary": {}}
+
+    groups = {
+        ("Hopper-v4", "som"): [run(0, [0, 900, 1000]), run(1, [0, 700, 800]), run(2, [0, 800, 1000])],
+        ("Hopper-v4", "sac"): [run(0, [0, 1500, 1700]), run(1, [0, 3000, 3400]), run(2, [0, 800, 800])],
+    }
+    report = build_report(groups, {}, last_evals=2)["Hopper-v4"]
+    som, sac = report["som"], report["sac"]
+    assert som["finals"] == [950, 750, 900] and sac["finals"] == [1600, 3200, 800]
+    assert som["final_mean"] == pytest.approx(866.667, abs=1e-3)
+    low, high = sac["final_ci95"]
+    assert 800 <= low < sac["final_mean"] < high <= 3200
+    assert "vs_best" not in sac and som["vs_best"]["label"] == "sac"
+    # SOM's 950, 750, 900 against SAC's 1600, 3200, 800: of the 9 pairs SOM wins 950 > 800 and 900 > 800
+    assert som["vs_best"]["prob_improvement"] == pytest.approx(2 / 9)
+    x, y = np.array(som["finals"]), np.array(sac["finals"])
+    vx, vy = x.var(ddof=1) / 3, y.var(ddof=1) / 3
+    t = (x.mean() - y.mean()) / np.sqrt(vx + vy)
+    dof = (vx + vy) ** 2 / (vx**2 / 2 + vy**2 / 2)
+    assert som["vs_best"]["welch_p"] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-6)
+    table = table_markdown({"Hopper-v4": report})
+    assert "mean of the last 2 evals" in table and "| Hopper-v4 | som | 866.7 ± 85.0 (3) |" in table
+    result = subprocess.run(
+        [sys.executable, "launch/report.py", str(tmp_path / "nothing"), "--last-evals", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "--last-evals must be >= 1, got 0" in result.stderr
