@@ -127,8 +127,8 @@ def final_returns(members: list[dict], last_evals: int = 1) -> np.ndarray:
 
 def mean_interval(values: np.ndarray, confidence: float = 0.95) -> list[float] | None:
     """Percentile-bootstrap interval of the mean over seeds (scipy.stats.bootstrap, 10,000 resamples, fixed
-    seed); None with fewer than 2 seeds. With 3 seeds it is wide and optimistic: read it as a lower bound on
-    the uncertainty."""
+    seed); None with fewer than 2 seeds. With 3-5 seeds a percentile bootstrap covers less than it claims:
+    read it as a lower bound on the uncertainty."""
     if len(values) < 2:
         return None
     if np.ptp(values) == 0:
@@ -159,9 +159,9 @@ def build_report(groups: dict, targets: dict[str, float], last_evals: int = 1) -
     """{env: {label: entry}}: each group's final returns (the mean of each run's last `last_evals`
     evaluations), their mean, std and 95% bootstrap interval, the comparison with the env's group of the
     highest mean (`vs_best`, absent for that group), coverage for bandits and the time to target."""
-    report, finals = {}, {}
+    report = {}
     for (env, label), members in sorted(groups.items()):
-        finals[(env, label)] = values = final_returns(members, last_evals)
+        values = final_returns(members, last_evals)
         entry = {
             "final_mean": float(values.mean()),
             "final_std": float(values.std()),
@@ -180,7 +180,8 @@ def build_report(groups: dict, targets: dict[str, float], last_evals: int = 1) -
         target = targets.get(env, 0.8 * entries[best]["final_mean"])
         for label, entry in entries.items():
             if label != best:
-                entry["vs_best"] = {"label": best, **compare(finals[(env, label)], finals[(env, best)])}
+                finals, best_finals = np.asarray(entry["finals"]), np.asarray(entries[best]["finals"])
+                entry["vs_best"] = {"label": best, **compare(finals, best_finals)}
             entry["target"] = target
             entry["to_target"] = time_to_target(groups[(env, label)], target)
     return report
