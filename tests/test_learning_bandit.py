@@ -3,7 +3,11 @@
 Wall clock and env steps of these runs are recorded in docs/benchmarks.md.
 """
 
+import pytest
+
 import mjx_som
+
+pytestmark = pytest.mark.usefixtures("full_optimization")  # trains to learn: conftest.py
 
 QUIET = dict(progress=False, wandb_mode="disabled")
 

@@ -19,6 +19,8 @@ import envs
 import mjx_som
 from mjx_som.logging import read_metrics
 
+pytestmark = pytest.mark.usefixtures("full_optimization")  # trains to learn: conftest.py
+
 TARGET = (0.6, -0.5)
 SETTINGS = dict(
     total_steps=16_384,

@@ -6,7 +6,11 @@ Wall clock and env steps of this run are recorded in docs/benchmarks.md.
 import json
 import os
 
+import pytest
+
 import mjx_som
+
+pytestmark = pytest.mark.usefixtures("full_optimization")  # trains to learn: conftest.py
 
 QUIET = dict(progress=False, wandb_mode="disabled")
 

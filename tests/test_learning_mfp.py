@@ -6,7 +6,11 @@ before 2026-11-28, since the preset's 65,536 would leave no updates) and an acto
 collapse is complete. Measured 2026-11-27: 1 mode, 0.93 of the raw map's samples in it (at the full preset,
 384k steps and EMA 0.999: 1 mode, 0.9998 in it; SOM's test shows 4 modes)."""
 
+import pytest
+
 import mjx_som
+
+pytestmark = pytest.mark.usefixtures("full_optimization")  # trains to learn: conftest.py
 
 QUIET = dict(progress=False, wandb_mode="disabled")
 
