@@ -59,9 +59,9 @@ def full_optimization():
     loadfile runs a module's tests together on one worker, so the setting stays within the module)."""
     import jax
 
-    before = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"]
-    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0"
-    jax.config.update("jax_disable_most_optimizations", False)
-    yield
-    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = before
-    jax.config.update("jax_disable_most_optimizations", before == "1")
+    before = jax.config.read("jax_disable_most_optimizations")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "0")
+        jax.config.update("jax_disable_most_optimizations", False)
+        yield
+    jax.config.update("jax_disable_most_optimizations", before)
