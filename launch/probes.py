@@ -19,8 +19,9 @@ Probes (each writes PNGs into --out and its numbers into --out/probes.json):
   scale, the learned Q field against the true reward, and the target velocity the learned Q induces
   against the one the true reward induces (cosine, several t), with a picture of both fields.
 - qdiag: Q diagnostics on a locomotion task from checkpoints: SOM's and MFP's N candidates on shared
-  states scored by each run's critic (box plots of the mean and std of Q per state) and a PCA of the
-  candidates (--qdiag-runs compares any runs instead of training its own).
+  states scored by each run's critic (box plots of the mean and std of Q per state), a PCA of the
+  candidates, and each run's greedy headroom (what its own critic gains when the greedy action climbs
+  its gradient); --qdiag-runs compares any runs (SAC's too) instead of training its own.
 
 Training runs go to --runs (default OUT/runs); a finished run with the same config is reused. Any
 flag not listed in --help is one of launch/run.py's, over each env's preset, for every run it fits

@@ -29,6 +29,7 @@ from mjx_som import plotting
 from mjx_som.api import load
 from mjx_som.config import config_from_flags, to_flags
 from mjx_som.probes import (
+    ascend_q,
     candidates,
     cosine,
     estimated_score,
@@ -254,10 +255,15 @@ def qdiag_flags(method: str, quick: bool) -> list[str]:
     return to_flags({**(QDIAG_QUICK_RUN if quick else QDIAG_RUN), **{f"{method}.{k}": v for k, v in algo.items()}})
 
 
+QDIAG_CANDIDATES = 32  # raw samples per state and run (N, as the generative actors' default), SAC's too
+QDIAG_BOX_SAMPLES = 64  # uniform actions per state for the scale of Q over the action box
+
+
 def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
     """Q diagnostics on shared states: per run (default: `methods` trained on env_name with qdiag_flags),
     N raw candidates per state scored by every run's critic (mean and std of Q over the candidates, per
-    state: box plots), their spread, and a PCA of the candidates of a few states."""
+    state: box plots), their spread, a PCA of the candidates of a few states, and how far each run's
+    greedy (evaluation) action sits below a local maximum of its own critic (greedy_headroom)."""
     if not run_dirs:
         run_dirs = []
         for method in methods:
@@ -273,7 +279,7 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
     rows = jax.random.randint(jax.random.PRNGKey(0), (num_states,), 0, int(replay.size))
     states = replay.data.obs[rows]  # raw observations visited by the first run
     cands = {
-        label: candidates(r, states, r.config.algo_config().num_candidates, jax.random.PRNGKey(1 + i))
+        label: candidates(r, states, QDIAG_CANDIDATES, jax.random.PRNGKey(1 + i))
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
     }  # [S, N, A] each
     values, stats = {}, {}
@@ -290,6 +296,10 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         label: float(np.linalg.norm(c - c.mean(axis=1, keepdims=True), axis=-1).mean())
         for label, c in ((k, np.asarray(v)) for k, v in cands.items())
     }
+    headroom = {
+        label: greedy_headroom(r, states, jax.random.PRNGKey(100 + i))
+        for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
+    }
     title = f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay"
     shares = plotting.q_diagnostics(os.path.join(out, "q_diagnostics.png"), values, cands, labels, title)
     return {
@@ -300,7 +310,28 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         "eval_return": {label: _last_eval(d) for label, d in zip(labels, run_dirs, strict=True)},
         "values": stats,
         "candidate_spread": spread,
+        "greedy_headroom": headroom,
         "pca_variance_share": shares,
+    }
+
+
+def greedy_headroom(run, states: jax.Array, key: jax.Array) -> dict:
+    """How much the run's own critic (min of its twins) still gains when the greedy action of each state
+    [S, O] is moved up its gradient (ascend_q): the mean gain, the same in units of the state's std of Q
+    over uniform actions in the box, the mean action move, and the share of states where a uniform action
+    (of QDIAG_BOX_SAMPLES) beats the greedy one. Small = the actor sits at what its critic rates best."""
+    key_act, key_box = jax.random.split(key)
+    greedy = run.policy(states, key_act)  # [S, A]
+    ascended = jax.jit(lambda a: ascend_q(lambda x: q_values(run, states, x), a))(greedy)
+    q_greedy, q_ascended = q_values(run, states, greedy), q_values(run, states, ascended)
+    box = jax.random.uniform(key_box, (states.shape[0], QDIAG_BOX_SAMPLES, greedy.shape[-1]), minval=-1.0, maxval=1.0)
+    q_box = q_values(run, states[:, None, :], box)  # [S, QDIAG_BOX_SAMPLES]
+    gain = q_ascended - q_greedy
+    return {
+        "q_gain": float(jnp.mean(gain)),
+        "q_gain_over_box_std": float(jnp.mean(gain / jnp.maximum(jnp.std(q_box, axis=1), 1e-8))),
+        "action_move": float(jnp.mean(jnp.linalg.norm(ascended - greedy, axis=-1))),
+        "uniform_beats_greedy": float(jnp.mean(jnp.max(q_box, axis=1) > q_greedy)),
     }
 
 
@@ -374,6 +405,17 @@ def summary_markdown(results: dict) -> str:
         for name, v in r["values"].items():
             lines.append(
                 f"| {name} | {v['q_mean']:.3f} | {v['q_std_within_state']:.3f} | {v['q_best_minus_mean']:.3f} |"
+            )
+        lines += [
+            "",
+            "| run | greedy action's headroom under its own critic: Q gain | in box stds of Q | action move |"
+            " uniform beats greedy |",
+            "|---|---|---|---|---|",
+        ]
+        for name, h in r["greedy_headroom"].items():
+            lines.append(
+                f"| {name} | {h['q_gain']:.4f} | {h['q_gain_over_box_std']:.3f} | {h['action_move']:.3f} | "
+                f"{h['uniform_beats_greedy']:.3f} |"
             )
         spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
         lines += [

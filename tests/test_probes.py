@@ -13,7 +13,7 @@ from mjx_som import agents
 from mjx_som.config import to_flags
 from mjx_som.logging import read_metrics
 from mjx_som.probe_suite import ProbeOptions, run_probes
-from mjx_som.probes import cosine, estimated_score, gmm_log_density, gmm_noised_score
+from mjx_som.probes import ascend_q, cosine, estimated_score, gmm_log_density, gmm_noised_score
 from mjx_som.runstore import RunStore
 from mjx_som.score import ScoreConfig, path_coefficients
 
@@ -50,6 +50,37 @@ def test_estimated_score_points_like_the_analytic_one_near_the_modes():
     few, many = agreement(20), agreement(2000)
     assert float(jnp.median(many)) > 0.99 and float(jnp.mean(many)) > 0.93
     assert float(jnp.mean(many)) > float(jnp.mean(few))
+
+
+def test_ascend_q_climbs_to_the_maximum_inside_the_box_and_to_the_edge_outside_it():
+    """Q(a) = -|a - c|^2 per row: the ascent reaches c where c is in the box, its clipped point where not."""
+    peaks = jnp.array([[0.3, -0.5], [2.0, 0.4], [-0.8, -3.0]])
+    q_fn = lambda a: -jnp.sum(jnp.square(a - peaks), axis=-1)  # noqa: E731
+    start = jnp.array([[-0.9, 0.9], [0.0, 0.0], [0.5, 0.5]])
+    ascended = ascend_q(q_fn, start, steps=400, learning_rate=0.02)
+    np.testing.assert_allclose(ascended, jnp.clip(peaks, -1.0, 1.0), atol=2e-3)
+    assert bool(jnp.all(q_fn(ascended) > q_fn(start)))
+
+
+@pytest.mark.parametrize("algo", ["sac", "som"])
+def test_qdiag_measures_any_run_sac_included(algo):
+    """The qdiag probe's per-run pieces on an untrained run (SAC has no num_candidates): N candidates per
+    state, and a greedy action that gains under its own critic when it climbs the gradient."""
+    from mjx_som.api import LoadedRun
+    from mjx_som.config import resolve_config
+    from mjx_som.probe_suite import QDIAG_CANDIDATES, greedy_headroom
+    from mjx_som.probes import candidates
+    from mjx_som.runner import greedy_policy, make_trainer
+
+    nets = {algo: dict(actor_hidden=(16,), critic_hidden=(16,))}
+    config = resolve_config("bandit/eight_gaussians", algo, num_envs=4, buffer_size=64, learning_starts=32, **nets)
+    trainer = make_trainer(config, config.make_env())
+    state = trainer.init(jax.random.PRNGKey(0))
+    run = LoadedRun(config, trainer.env, trainer.agent, trainer, state, 0, greedy_policy(trainer, state))
+    states = jax.random.normal(jax.random.PRNGKey(1), (8, trainer.env.observation_size))
+    assert candidates(run, states, QDIAG_CANDIDATES, jax.random.PRNGKey(2)).shape == (8, QDIAG_CANDIDATES, 2)
+    headroom = greedy_headroom(run, states, jax.random.PRNGKey(3))
+    assert headroom["q_gain"] > 0 and headroom["action_move"] > 0, headroom
 
 
 @pytest.mark.parametrize("algo", ["som", "sac", "dacer"])
@@ -115,6 +146,10 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     assert all(c > 0.3 for c in noiseless["velocity_cosine_learned_vs_true_q_seed0"].values()), noiseless
     qdiag = results["qdiag"]
     assert len(qdiag["values"]) == 4 and min(qdiag["candidate_spread"].values()) > 0
+    # the greedy action moved up its own critic gains Q (a wrong-signed or unclipped ascent would not)
+    for headroom in qdiag["greedy_headroom"].values():
+        assert headroom["q_gain"] >= 0 and headroom["q_gain_over_box_std"] >= 0, headroom
+        assert 0 <= headroom["action_move"] <= 2 * np.sqrt(2), headroom  # 2-D box [-1, 1]^2: inside it
     # a finished run with the same config is reused, not trained again; --no-train takes the runs as they are
     summary = json.loads((runs / "bandit_eight_gaussians-som-s0" / "summary.json").read_text())
     assert RunStore(str(runs)).summary("bandit/eight_gaussians", "som", 0, flags) == summary
