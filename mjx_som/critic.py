@@ -65,6 +65,20 @@ def best_of_n(config: CriticConfig, params, obs: jax.Array, candidates: jax.Arra
     return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
 
 
+def ascend_actions(q_fn, actions: jax.Array, optimizer: optax.GradientTransformation, steps: int) -> jax.Array:
+    """actions [B, A] moved up q_fn (actions [B, A] -> [B], one state per row) by `steps` steps of
+    optimizer on each row's own Q, clipped to the action box [-1, 1] after each step. [B, A]"""
+
+    def step(carry, _):
+        a, opt_state = carry
+        grads = jax.grad(lambda x: -jnp.sum(q_fn(x)))(a)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return (jnp.clip(optax.apply_updates(a, updates), -1.0, 1.0), opt_state), None
+
+    (ascended, _), _ = jax.lax.scan(step, (actions, optimizer.init(actions)), None, length=steps)
+    return ascended
+
+
 def td_target(config: CriticConfig, target_params, batch: Transition, next_action_fn: NextActionFn) -> jax.Array:
     """y = r + discount (1 - terminated) (min(Q1', Q2')(s', a') + bonus) with (a', bonus) = next_action_fn(s')
     and discount = batch.discount (gamma^m of an m-step return; gamma when not set): bootstraps through

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mjx_som.critic import min_q
+from mjx_som.critic import ascend_actions, min_q
 from mjx_som.score import ScoreConfig, path_coefficients, posterior_mean, target_velocity
 
 
@@ -117,17 +117,8 @@ def candidates(run, obs: jax.Array, num: int, key: jax.Array) -> jax.Array:
 
 def ascend_q(q_fn, actions: jax.Array, steps: int = 200, learning_rate: float = 0.01) -> jax.Array:
     """actions [B, A] moved up q_fn (actions [B, A] -> [B], one state per row) by `steps` Adam steps of
-    size learning_rate on each row's own Q, clipped to the action box [-1, 1] after each step. [B, A]"""
-    optimizer = optax.adam(learning_rate)
-
-    def step(carry, _):
-        a, opt_state = carry
-        grads = jax.grad(lambda x: -jnp.sum(q_fn(x)))(a)
-        updates, opt_state = optimizer.update(grads, opt_state)
-        return (jnp.clip(a + updates, -1.0, 1.0), opt_state), None
-
-    (ascended, _), _ = jax.lax.scan(step, (actions, optimizer.init(actions)), None, length=steps)
-    return ascended
+    size learning_rate, kept in the box (mjx_som.critic.ascend_actions, DIPO's improvement loop). [B, A]"""
+    return ascend_actions(q_fn, actions, optax.adam(learning_rate), steps)
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -16,7 +16,7 @@ import optax
 
 from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
-from mjx_som.critic import min_q
+from mjx_som.critic import ascend_actions, min_q
 from mjx_som.diffusion import denoising_loss
 
 
@@ -50,15 +50,7 @@ def improve_actions(config: DIPOConfig, q_fn, action: jax.Array) -> jax.Array:
     """action [B, A] after action_gradient_steps clipped-Adam steps up q_fn(action) -> [B] (the critics'
     min(Q1, Q2) at the batch's states), kept in the box."""
     optimizer = optax.chain(optax.clip_by_global_norm(config.action_grad_norm), optax.adam(config.action_lr))
-
-    def step(carry, _):
-        action, opt_state = carry
-        grads = jax.grad(lambda a: -jnp.sum(q_fn(a)))(action)
-        updates, opt_state = optimizer.update(grads, opt_state)
-        return (jnp.clip(optax.apply_updates(action, updates), -1.0, 1.0), opt_state), None
-
-    (action, _), _ = jax.lax.scan(step, (action, optimizer.init(action)), None, length=config.action_gradient_steps)
-    return action
+    return ascend_actions(q_fn, action, optimizer, config.action_gradient_steps)
 
 
 def make_dipo(config: DIPOConfig, spec: EnvSpec) -> Agent:
