@@ -99,21 +99,22 @@ def test_sample_starts_from_the_given_noise(algo):
 def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     out = tmp_path / "probes"
     runs = out / "runs"
-    learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-mfp-s0"
+    # SAC beside SOM: the probes take any run, SAC's (no num_candidates, a Gaussian actor) included
+    learned_runs = f"{runs}/bandit_eight_gaussians-som-s0,{runs}/bandit_eight_gaussians-sac-s0"
     settings = {
         "total_steps": 8192,
         "learning_starts": 1024,
         "buffer_size": 8192,
         "log_every": 4096,
         "checkpoint_every": 4096,
-        **{f"{a}.{n}": [32] for a in ("som", "mfp") for n in ("actor_hidden", "critic_hidden")},
+        **{f"{a}.{n}": [32] for a in ("som", "sac") for n in ("actor_hidden", "critic_hidden")},
     }
     flags = to_flags(settings)  # run.py's flags; each run takes its own algorithm's
     options = ProbeOptions(
         out=str(out),
         quick=True,
         bandits="bandit/eight_gaussians",
-        methods="som,mfp",
+        methods="som,sac",
         seeds="0",
         noise_scales="0",
         qdiag_runs=learned_runs,
@@ -132,11 +133,11 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     ):
         assert (out / name).stat().st_size > 0, name
     assert results["ablation"]["settings"]["w (idem, vp)=5.0"]["outside_box_fraction"] > 0.5  # as the prototype found
-    for method in ("som", "mfp"):
+    for method in ("som", "sac"):
         learned = results["learned"][f"bandit/eight_gaussians {method}"]
         assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
-    mfp_config = json.loads((runs / "bandit_eight_gaussians-mfp-s0" / "config.json").read_text())
-    assert mfp_config["mfp"]["actor_hidden"] == [32] and "som" not in mfp_config
+    sac_config = json.loads((runs / "bandit_eight_gaussians-sac-s0" / "config.json").read_text())
+    assert sac_config["sac"]["actor_hidden"] == [32] and "som" not in sac_config
     # sigma = 0 reuses the learned probe's SOM run (the noisy-reward env itself: tests/test_bandits.py)
     noiseless = results["noise"]["levels"]["reward_noise=0"]
     learned_som = results["learned"]["bandit/eight_gaussians som"]["runs"][0]
