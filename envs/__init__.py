@@ -61,7 +61,8 @@ def make(name: str, **overrides) -> Env:
 
     MuJoCo tasks accept ``solver="newton"|"cg"``, ``iterations``, ``ls_iterations``, ``cone`` and
     any task attribute (e.g. ``ctrl_cost_weight=0.05``); bandits accept their builder's
-    keyword arguments and ``reward_noise`` (std of Gaussian noise on observed rewards); Playground tasks
+    keyword arguments (``bandit/procedural``: ``landscape``, the seed of its landscape), ``reward_noise`` (std of
+    Gaussian noise on observed rewards) and ``reward_multiplier`` (every reward times this); Playground tasks
     (``playground/<Name>``) ``physics``, ``observation_key``, ``num_envs`` and their config's entries.
     """
     if name.startswith(playground.PREFIX):
@@ -71,7 +72,9 @@ def make(name: str, **overrides) -> Env:
         return MUJOCO_TASKS[name](solver=SolverSettings(**solver_keys), **overrides)
     if name in bandits.BANDITS:
         reward_noise = overrides.pop("reward_noise", 0.0)
-        return bandits.BANDITS[name](**overrides).with_reward_noise(reward_noise)
+        reward_multiplier = overrides.pop("reward_multiplier", 1.0)
+        bandit = bandits.BANDITS[name](**overrides).with_reward_multiplier(reward_multiplier)
+        return bandit.with_reward_noise(reward_noise)
     raise ValueError(f"unknown env {name!r}; valid names: {', '.join(names())}")
 
 

@@ -24,9 +24,11 @@ class Bandit(Env):
     reward_fn: maps an action [2] in env coordinates to a scalar reward.
     low, high: the action box; the agent's [-1, 1]^2 maps linearly onto it.
     modes: [M, 2] centres of the high-reward modes (for coverage metrics), or None.
-    mode_radius: a sample within this distance of a centre is in that mode.
+    mode_radius: a sample within this distance of a centre is in that mode (one radius, or one per mode [M]).
     reward_noise: std of Gaussian noise added to every observed reward (reward_fn stays noise-free).
     name: how runs call it (config.json's env).
+    reward_multiplier: every reward (and reward_fn) is multiplied by this, e.g. 100 or 0.01 to test that a
+        learner does not depend on the reward's units.
     """
 
     episode_length = 1
@@ -40,10 +42,15 @@ class Bandit(Env):
         mode_radius: float = 0.2,
         reward_noise: float = 0.0,
         name: str = "Bandit",
+        reward_multiplier: float = 1.0,
     ):
         if reward_noise < 0:
             raise ValueError(f"reward_noise must be >= 0, got {reward_noise}")
-        self.reward_fn = reward_fn
+        if not np.isfinite(reward_multiplier) or reward_multiplier <= 0:
+            raise ValueError(f"reward_multiplier must be a finite number > 0, got {reward_multiplier}")
+        self.base_reward_fn = reward_fn
+        self.reward_multiplier = float(reward_multiplier)
+        self.reward_fn = reward_fn if reward_multiplier == 1 else lambda a: self.reward_multiplier * reward_fn(a)
         self.reward_noise = float(reward_noise)
         self.name = name
         self.low = jnp.broadcast_to(jnp.asarray(low, jnp.float32), (2,))
@@ -51,7 +58,15 @@ class Bandit(Env):
         if not bool(jnp.all(self.high > self.low)):
             raise ValueError(f"Bandit needs high > low, got low={low}, high={high}")
         self.modes = None if modes is None else np.asarray(modes, np.float32).reshape(-1, 2)
-        self.mode_radius = float(mode_radius)
+        radii = np.asarray(mode_radius, np.float32)
+        if radii.ndim > 1 or (radii.ndim == 1 and (self.modes is None or radii.shape[0] != self.modes.shape[0])):
+            raise ValueError("mode_radius must be one number or one per mode (modes=[M, 2], mode_radius=[M])")
+        self.mode_radius = float(radii) if radii.ndim == 0 else radii
+
+    @property
+    def mode_radii(self) -> np.ndarray:
+        """The radius of each mode [M]."""
+        return np.broadcast_to(np.asarray(self.mode_radius, np.float32), (len(self.modes),))
 
     @property
     def observation_size(self) -> int:
@@ -74,11 +89,23 @@ class Bandit(Env):
         flat = actions.reshape(-1, 2)
         return jax.vmap(lambda a: self.reward_fn(self.scale_action(a)))(flat).reshape(actions.shape[:-1])
 
+    def _copy(self, reward_noise: float, reward_multiplier: float) -> Bandit:
+        base = self.name.split("+")[0]
+        name = base + "".join(
+            f"+{key}={value:g}"
+            for key, value, neutral in (("reward_multiplier", reward_multiplier, 1), ("reward_noise", reward_noise, 0))
+            if value != neutral
+        )
+        args = (self.base_reward_fn, self.low, self.high, self.modes, self.mode_radius, reward_noise, name)
+        return Bandit(*args, reward_multiplier=reward_multiplier)
+
     def with_reward_noise(self, scale: float) -> Bandit:
         """A copy whose observed rewards carry N(0, scale^2) noise, named '<name>+reward_noise=<scale>'."""
-        base = self.name.split("+reward_noise=")[0]
-        name = base if scale == 0 else f"{base}+reward_noise={scale:g}"
-        return Bandit(self.reward_fn, self.low, self.high, self.modes, self.mode_radius, scale, name)
+        return self._copy(scale, self.reward_multiplier)
+
+    def with_reward_multiplier(self, multiplier: float) -> Bandit:
+        """A copy whose rewards are multiplied by `multiplier`, named '<name>+reward_multiplier=<multiplier>'."""
+        return self._copy(self.reward_noise, multiplier)
 
     def reset(self, rng: jax.Array) -> State:
         obs = jnp.zeros((1,), jnp.float32)
@@ -107,7 +134,7 @@ class Bandit(Env):
             raise ValueError("this Bandit was built without modes=...; coverage is undefined")
         points = np.asarray(self.scale_action(actions))
         dist = np.linalg.norm(points[:, None, :] - self.modes[None], axis=-1)
-        in_mode = dist <= self.mode_radius
+        in_mode = dist <= self.mode_radii
         share = in_mode.mean(axis=0)
         return {
             "num_high_modes": int(len(self.modes)),
@@ -171,8 +198,55 @@ def checkerboard(cells: int = 4, sharpness: float = 10.0) -> Bandit:
     return Bandit(reward_fn, -1.0, 1.0, modes=centres[high], mode_radius=cell / 2, name="bandit/checkerboard")
 
 
+def _place_bumps(rng: np.random.Generator, widths: np.ndarray, extent: float, gap: float) -> np.ndarray | None:
+    """Centres [M, 2] in [-extent, extent]^2, any two at least gap * (w_i + w_j) apart, or None if random
+    placement fails."""
+    centres = []
+    for width in widths:
+        for _ in range(200):
+            point = rng.uniform(-extent, extent, 2)
+            if all(np.linalg.norm(point - c) >= gap * (width + w) for c, w in zip(centres, widths, strict=False)):
+                centres.append(point)
+                break
+        else:
+            return None
+    return np.asarray(centres, np.float32)
+
+
+def procedural(landscape: int = 0) -> Bandit:
+    """One landscape of a seeded procedural family, for testing on landscapes nobody tuned for.
+
+    The landscape number seeds: 2-5 high bumps (heights 0.95-1, widths 0.06-0.12: the modes to cover, each with
+    radius 2 x its width), 1-4 low bumps (heights 0.25-0.6, widths 0.06-0.15) and, in half of the landscapes, a
+    broad decoy (height 0.5-0.75, width 0.3-0.5: a large area of moderate reward). Bump centres lie in
+    [-0.8, 0.8]^2, any two at least 2.5 (w_i + w_j) apart, so the modes' circles do not touch. The reward is
+    the largest of the Gaussian bumps h exp(-|a - c|^2 / (2 w^2)) at the action."""
+    rng = np.random.default_rng([20261203, landscape])
+    while True:
+        num_high, num_low = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+        widths = np.concatenate([rng.uniform(0.06, 0.12, num_high), rng.uniform(0.06, 0.15, num_low)])
+        heights = np.concatenate([rng.uniform(0.95, 1.0, num_high), rng.uniform(0.25, 0.6, num_low)])
+        centres = _place_bumps(rng, widths, 0.8, 2.5)
+        if centres is not None:
+            break
+    if rng.uniform() < 0.5:
+        centres = np.concatenate([centres, rng.uniform(-0.8, 0.8, (1, 2)).astype(np.float32)])
+        widths = np.append(widths, rng.uniform(0.3, 0.5))
+        heights = np.append(heights, rng.uniform(0.5, 0.75))
+    bump_centres = jnp.asarray(centres)
+    bump_heights, bump_widths = jnp.asarray(heights, jnp.float32), jnp.asarray(widths, jnp.float32)
+
+    def reward_fn(a):
+        sq = jnp.sum(jnp.square(a[None, :] - bump_centres), axis=-1)
+        return jnp.max(bump_heights * jnp.exp(-0.5 * sq / jnp.square(bump_widths)))
+
+    modes, radii = centres[:num_high], 2.0 * widths[:num_high]
+    return Bandit(reward_fn, -1.0, 1.0, modes=modes, mode_radius=radii, name=f"bandit/procedural-{landscape}")
+
+
 BANDITS = {
     "bandit/eight_gaussians": eight_gaussians,
     "bandit/two_moons": two_moons,
     "bandit/checkerboard": checkerboard,
+    "bandit/procedural": procedural,
 }

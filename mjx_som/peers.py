@@ -36,7 +36,8 @@ def brax_sac_settings(config: RunConfig) -> dict:
     """brax SAC's keyword arguments that match our SAC run `config`: the same env steps, envs, batch, updates
     per vector step, discount, reward scale, Polyak rate, learning rate, replay size, warm-up, observation
     normalisation, hidden widths and greedy evaluation. (brax's networks use ReLU without LayerNorm and one
-    learning rate for actor, critic and temperature; ours take config.sac's.)"""
+    learning rate for actor, critic and temperature; ours take config.sac's. brax has no running reward
+    normalisation: with config.normalize_rewards its rewards are only multiplied by reward_scale.)"""
     from brax.training.agents.sac import networks as sac_networks
 
     sac = config.sac

@@ -67,8 +67,8 @@ def plot_bandit_transport(path: str, env, raw_actions, bon_actions, title: str) 
         xy = np.asarray(env.scale_action(jnp.asarray(actions)))
         ax.scatter(xy[:, 0], xy[:, 1], s=2, c="white", alpha=0.4)
         if env.modes is not None:
-            for centre in env.modes:
-                ax.add_patch(plt.Circle(centre, env.mode_radius, fill=False, color="red", lw=1))
+            for centre, radius in zip(env.modes, env.mode_radii, strict=True):
+                ax.add_patch(plt.Circle(centre, radius, fill=False, color="red", lw=1))
         ax.set_title(name)
         ax.set_aspect("equal")
     fig.suptitle(title)
@@ -230,8 +230,8 @@ def transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: np.ndar
         actions = np.asarray(bandit.scale_action(agent_actions))
         ax.imshow(heat, origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.6)
         ax.scatter(actions[:, 0], actions[:, 1], s=4, c=colours, alpha=0.8)
-        for centre in bandit.modes:
-            ax.add_patch(plt.Circle(centre, bandit.mode_radius, fill=False, color="red", lw=0.8))
+        for centre, radius in zip(bandit.modes, bandit.mode_radii, strict=True):
+            ax.add_patch(plt.Circle(centre, radius, fill=False, color="red", lw=0.8))
         c = coverage[method]
         modes = f"{c['modes_covered']} / {c['num_high_modes']} modes, {c['high_reward_fraction']:.2f} in them"
         ax.set_title(f"{method}\n{modes}", fontsize=9)
@@ -240,6 +240,38 @@ def transport_maps(path: str, bandit, maps: dict, coverage: dict, noise: np.ndar
         ax.set_aspect("equal")
     fig.suptitle(f"{bandit.name}: where each map sends a grid of noise points (each method's first seed)")
     _save(fig, path, 100)
+
+
+def family_maps(path: str, methods: list[str], landscapes: list[int], maps: dict) -> None:
+    """A grid: one row per method, one column per landscape of the procedural bandit family; each panel the
+    reward heat map, the high modes (red circles) and where the method's raw map sends 4096 noise draws.
+    maps: (method, landscape) -> (the bandit, actions [P, 2] in agent coordinates)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(methods), len(landscapes), figsize=(2.6 * len(landscapes), 2.7 * len(methods)))
+    axes = np.asarray(axes).reshape(len(methods), len(landscapes))
+    for row, method in enumerate(methods):
+        for col, landscape in enumerate(landscapes):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if (method, landscape) not in maps:
+                continue
+            bandit, actions = maps[method, landscape]
+            xy = np.asarray(bandit.scale_action(actions))
+            ax.imshow(bandit_reward_image(bandit, 101), origin="lower", extent=[-1, 1, -1, 1], cmap="gray", alpha=0.7)
+            ax.scatter(xy[:, 0], xy[:, 1], s=1, c="tab:orange", alpha=0.3)
+            for centre, radius in zip(bandit.modes, bandit.mode_radii, strict=True):
+                ax.add_patch(plt.Circle(centre, radius, fill=False, color="red", lw=0.8))
+            stats = bandit.mode_stats(actions)
+            ax.set_title(
+                f"{method}, landscape {landscape}\n{stats['modes_covered']}/{stats['num_high_modes']} modes, "
+                f"{stats['high_reward_fraction']:.2f} in them",
+                fontsize=7,
+            )
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(-1, 1)
+    fig.suptitle("procedural bandits: where each raw map sends noise (seed 0)", fontsize=9)
+    _save(fig, path, 90)
 
 
 def critic_noise(path: str, bandit, rows: list, points: np.ndarray, side: int, title: str) -> None:

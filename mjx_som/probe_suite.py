@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from mjx_som import plotting
+from mjx_som import agents, plotting
 from mjx_som.api import load
 from mjx_som.config import config_from_flags, to_flags
 from mjx_som.probes import (
@@ -35,8 +35,10 @@ from mjx_som.probes import (
     estimated_score,
     gmm_log_density,
     gmm_noised_score,
+    greedy_rollout,
     integrate_field,
     q_values,
+    rollout_diagnostics,
     square_grid,
     transport,
     velocity_field,
@@ -44,18 +46,20 @@ from mjx_som.probes import (
 from mjx_som.runstore import RunStore
 from mjx_som.score import ScoreConfig, path_coefficients
 
-PROBES = ("score", "ablation", "learned", "noise", "qdiag")
+PROBES = ("score", "ablation", "learned", "family", "noise", "qdiag")
 COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction")
 
 
 def mean_std(summaries: list[dict], keys) -> dict:
+    """Per key the mean over summaries and the sample std (ddof = 1; 0 for a single summary)."""
     values = {k: np.asarray([s[k] for s in summaries], float) for k in keys}
-    return {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+    return {k: {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0} for k, v in values.items()}
 
 
-def bandit_q(bandit, reward_scale: float):
-    """The exact Q of a bandit's one-step episodes in the critic's units: actions [K, A] -> [K]."""
-    return lambda actions: reward_scale * bandit.expected_reward(actions)
+def bandit_q(bandit, reward_factor: float):
+    """The exact Q of a bandit's one-step episodes in the critic's units (the reward times what the trainer
+    multiplies rewards by, e.g. Trainer.reward_factor at a checkpoint): actions [K, A] -> [K]."""
+    return lambda actions: reward_factor * bandit.expected_reward(actions)
 
 
 def probe_score(out: str, quick: bool) -> dict:
@@ -153,14 +157,17 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, flags, quick) ->
         noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
         som_config = config_from_flags(bandit_name, "som", flags)
         score_config = som_config.som.score_config()
-        fields = {"SOM's target field, true Q": bandit_q(bandit, som_config.reward_scale)}
+        factor = som_config.reward_scale  # the critic's units of reward: SOM's run's own where there is one
+        learned = {}
         maps = {}
         for m in methods:
             loaded = runs.load(bandit_name, m, first_seed[m])
             maps[m] = transport(loaded, noise, jax.random.PRNGKey(0))
             if m == "som":
+                factor = float(loaded.trainer.reward_factor(loaded.state.reward_stats))
                 learned_q = functools.partial(q_values, loaded, jnp.zeros((1, bandit.observation_size)))
-                fields[f"SOM's target field, its learned Q (seed {first_seed[m]})"] = learned_q
+                learned[f"SOM's target field, its learned Q (seed {first_seed[m]})"] = learned_q
+        fields = {"SOM's target field, true Q": bandit_q(bandit, factor), **learned}
         field_maps = {}
         for title, q_fn in fields.items():
             stats, field_maps[title] = field_transport(bandit, q_fn, score_config, noise, quick)
@@ -172,6 +179,73 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, flags, quick) ->
             }
         path = os.path.join(out, f"transport_{bandit_name.split('/')[-1]}.png")
         plotting.transport_maps(path, bandit, {**field_maps, **maps}, first, noise)
+    return results
+
+
+def parse_landscapes(text: str) -> list[int]:
+    """ "100-109,120" -> [100, ..., 109, 120]."""
+    numbers = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        numbers += list(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+FAMILY_KEYS = ("mode_share", "high_reward_fraction", "bon_mode_share", "bon_high_reward_fraction")
+ARGMAX_KEYS = ("argmax_mode_share", "argmax_high_reward_fraction")
+
+
+def argmax_coverage(run, samples: int = 4096) -> dict:
+    """A SOM run that acts by Boltzmann selection, acting instead by argmax over the same candidates (the same
+    trained state): its mode_stats, for the best-of-N policy as the paper defines it."""
+    config = dataclasses.replace(run.config.som, selection="argmax")
+    agent = agents.make_agent("som", config, agents.EnvSpec(run.env.observation_size, run.env.action_size, 1))
+    obs = run.normalize(jnp.zeros((samples, run.env.observation_size)))
+    actions = jax.jit(agent.act, static_argnums=3)(run.state.agent, obs, jax.random.PRNGKey(5), False)
+    return run.env.mode_stats(actions)
+
+
+def probe_family(out, runs: RunStore, landscapes, multipliers, methods, seeds, flags, quick) -> dict:
+    """Training runs on landscapes of the procedural bandit family (envs.bandits.procedural) at several reward
+    multipliers: per (method, multiplier) the share of high modes covered and the share of samples in them, for
+    the raw map and the best-of-N policy, each run's figures and their mean ± std over the landscapes x seeds;
+    a picture of the raw maps of the first seed on up to 6 landscapes (first multiplier), every method in a row."""
+    results, maps = {}, {}
+    for method in methods:
+        for multiplier in multipliers:
+            rows = []
+            for landscape in landscapes:
+                settings = ["--env-override", f"landscape={landscape}", f"reward_multiplier={multiplier:g}"]
+                store = RunStore(os.path.join(runs.folder, f"procedural-{landscape}-x{multiplier:g}"), runs.train)
+                for seed in store.seeds("bandit/procedural", method, seeds):
+                    summary = store.summary("bandit/procedural", method, seed, [*flags, *settings])
+                    high = summary["num_high_modes"]
+                    loaded = store.load("bandit/procedural", method, seed)
+                    extra = {}
+                    if method == "som" and loaded.config.som.selection != "argmax":
+                        argmax = argmax_coverage(loaded)
+                        extra = {"argmax_mode_share": argmax["modes_covered"] / high}
+                        extra["argmax_high_reward_fraction"] = argmax["high_reward_fraction"]
+                    rows.append(
+                        {
+                            "landscape": landscape,
+                            "seed": seed,
+                            "num_high_modes": high,
+                            "mode_share": summary["modes_covered"] / high,
+                            "high_reward_fraction": summary["high_reward_fraction"],
+                            "bon_mode_share": summary["bon_modes_covered"] / high,
+                            "bon_high_reward_fraction": summary["bon_high_reward_fraction"],
+                            "env_steps": summary["env_steps"],
+                            **extra,
+                        }
+                    )
+                    if multiplier == multipliers[0] and seed == seeds[0] and landscape in landscapes[:6]:
+                        noise = jax.random.normal(jax.random.PRNGKey(3), (1024 if quick else 4096, 2))
+                        samples = np.asarray(transport(loaded, noise, jax.random.PRNGKey(4)))
+                        maps[(method, landscape)] = (loaded.env, samples)
+            keys = FAMILY_KEYS + (ARGMAX_KEYS if all(ARGMAX_KEYS[0] in r for r in rows) else ())
+            results[f"{method} x{multiplier:g}"] = {"runs": rows, **mean_std(rows, keys)}
+    plotting.family_maps(os.path.join(out, "family_maps.png"), methods, landscapes[:6], maps)
     return results
 
 
@@ -195,8 +269,8 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, flags, quick) -
         run_ = runs.load(bandit, "som", seeds[0])
         q = q_values(run_, jnp.zeros((1, bandit.observation_size)), box)
         centres = jnp.asarray(bandit.modes)  # env coordinates == agent coordinates on these bandits' [-1, 1] box
-        in_modes = jnp.min(jnp.linalg.norm(box[:, None] - centres[None], axis=-1), axis=1) <= bandit.mode_radius
-        true_q_fn = bandit_q(bandit, run_.config.reward_scale)
+        in_modes = jnp.any(jnp.linalg.norm(box[:, None] - centres[None], axis=-1) <= bandit.mode_radii, axis=1)
+        true_q_fn = bandit_q(bandit, float(run_.trainer.reward_factor(run_.state.reward_stats)))
         true_q = true_q_fn(box)
         fields, agreement = [], {}
         for t in times:
@@ -257,6 +331,7 @@ def qdiag_flags(method: str, quick: bool) -> list[str]:
 
 QDIAG_CANDIDATES = 32  # raw samples per state and run (N, as the generative actors' default), SAC's too
 QDIAG_BOX_SAMPLES = 64  # uniform actions per state for the scale of Q over the action box
+QDIAG_EPISODES = 8  # greedy episodes per run for the critic's Q against Monte-Carlo returns
 
 
 def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
@@ -300,6 +375,11 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         label: greedy_headroom(r, states, jax.random.PRNGKey(100 + i))
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
     }
+    episodes = 2 if quick else QDIAG_EPISODES
+    rollouts = {
+        label: rollout_diagnostics(r, greedy_rollout(r, episodes, jax.random.PRNGKey(200 + i)))
+        for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
+    }
     title = f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay"
     shares = plotting.q_diagnostics(os.path.join(out, "q_diagnostics.png"), values, cands, labels, title)
     return {
@@ -311,6 +391,7 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         "values": stats,
         "candidate_spread": spread,
         "greedy_headroom": headroom,
+        "greedy_rollout": rollouts,
         "pca_variance_share": shares,
     }
 
@@ -376,6 +457,23 @@ def summary_markdown(results: dict) -> str:
                 f"| {name} | {cell(r, 'modes_covered', '.1f')} / {r['num_high_modes']} | "
                 f"{cell(r, 'high_reward_fraction', '.3f')} | {bon} | {len(r['runs'])} |"
             )
+    if "family" in results:
+        lines += [
+            "",
+            "## family (procedural bandits; share of high modes covered, share of samples in them)",
+            "| method, reward multiplier | raw map: modes | raw map: in high modes | acting policy: modes |"
+            " acting policy: in high modes | argmax of its candidates: modes, in high modes | runs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in results["family"].items():
+            argmax = "—"
+            if ARGMAX_KEYS[0] in r:
+                argmax = f"{cell(r, ARGMAX_KEYS[0], '.3f')}, {cell(r, ARGMAX_KEYS[1], '.3f')}"
+            lines.append(
+                f"| {name} | {cell(r, 'mode_share', '.3f')} | {cell(r, 'high_reward_fraction', '.3f')} | "
+                f"{cell(r, 'bon_mode_share', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | {argmax} | "
+                f"{len(r['runs'])} |"
+            )
     if "noise" in results:
         times = results["noise"]["times"]
         lines += [
@@ -417,6 +515,16 @@ def summary_markdown(results: dict) -> str:
                 f"| {name} | {h['q_gain']:.4f} | {h['q_gain_over_box_std']:.3f} | {h['action_move']:.3f} | "
                 f"{h['uniform_beats_greedy']:.3f} |"
             )
+        lines += [
+            "",
+            "| run | greedy episodes: Q | Monte-Carlo return | Q bias (relative) | action change (per dim) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, g in r.get("greedy_rollout", {}).items():
+            lines.append(
+                f"| {name} | {g['q_mean']:.1f} | {g['return_mean']:.1f} | {g['q_bias']:.1f} "
+                f"({g['q_bias_relative']:+.3f}) | {g['action_change']:.3f} ({g['action_change_per_dim']:.3f}) |"
+            )
         spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
         lines += [
             "",
@@ -435,14 +543,18 @@ class ProbeOptions:
     """output folder"""
     runs: str = ""
     """folder of the probes' training runs (default OUT/runs); finished runs with the same config are reused"""
-    probes: str = ",".join(PROBES)
-    """comma-separated, from: score, ablation, learned, noise, qdiag"""
+    probes: str = ",".join(p for p in PROBES if p != "family")
+    """comma-separated, from: score, ablation, learned, family, noise, qdiag"""
     bandits: str = ",".join(envs.bandits.BANDITS)
     """bandits of the learned probe"""
     methods: str = "som,mfp,dacer,sdac"
-    """algorithms of the learned probe"""
+    """algorithms of the learned and family probes"""
     seeds: str = "0,1,2"
-    """seeds of the learned and noise probes"""
+    """seeds of the learned, family and noise probes"""
+    landscapes: str = "100-109"
+    """family: the procedural bandits' landscape numbers (envs.bandits.procedural), e.g. 100-109,120"""
+    reward_multipliers: str = "0.01,1,100"
+    """family: the reward multipliers every landscape is run at"""
     noise_bandit: str = "bandit/eight_gaussians"
     """bandit of the noise probe"""
     noise_scales: str = "0,0.3,1"
@@ -501,6 +613,11 @@ def run_probes(options: ProbeOptions, flags: list[str]) -> dict:
             bandits = options.bandits.split(",")
             learned = probe_learned(options.out, runs, bandits, methods, seeds, flags, options.quick)
             results["learned"] = {**results.get("learned", {}), **learned}
+        elif probe == "family":
+            landscapes = parse_landscapes(options.landscapes)
+            multipliers = [float(x) for x in options.reward_multipliers.split(",")]
+            family = probe_family(options.out, runs, landscapes, multipliers, methods, seeds, flags, options.quick)
+            results["family"] = {**results.get("family", {}), **family}
         elif probe == "noise":
             scales = [float(x) for x in options.noise_scales.split(",")]
             results["noise"] = probe_noise(options.out, runs, options.noise_bandit, scales, seeds, flags, options.quick)

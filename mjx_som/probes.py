@@ -20,8 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from envs.wrappers import VecEnv
 from mjx_som.critic import ascend_actions, min_q
-from mjx_som.score import ScoreConfig, path_coefficients, posterior_mean, target_velocity
+from mjx_som.score import (
+    ScoreConfig,
+    estimate_velocity,
+    path_coefficients,
+    posterior_mean,
+    state_alpha,
+    target_velocity,
+)
 
 
 def gmm_log_density(a, means, std, weights) -> jax.Array:
@@ -53,19 +61,26 @@ def cosine(u: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(u * v, -1) / (jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(v, axis=-1) + 1e-12)
 
 
+FIELD_ALPHA_SAMPLES = 4096  # uniform actions that set a field's temperature (one state: measured once)
+
+
 def integrate_field(key, q_fn, num_samples: int, action_size: int, config: ScoreConfig, steps: int = 100, noise=None):
     """Euler-integrates the estimated target velocity from noise at t = 1 down to t = 0 (the flow the
     actor is trained to reproduce in one step); returns [num_samples, A] (unclipped). noise
-    [num_samples, A]: the starting points (default: drawn from key)."""
-    key_init, key_steps = jax.random.split(key)
+    [num_samples, A]: the starting points (default: drawn from key). The temperature is measured once, on
+    FIELD_ALPHA_SAMPLES uniform actions (state_alpha; temperature=ess solves its own per point)."""
+    key_init, key_steps, key_alpha = jax.random.split(key, 3)
     a = jax.random.normal(key_init, (num_samples, action_size)) if noise is None else noise
     dt = 1.0 / steps
     times = 1.0 - dt * jnp.arange(steps)
+    alpha = (
+        None if config.temperature == "ess" else state_alpha(key_alpha, q_fn, action_size, config, FIELD_ALPHA_SAMPLES)
+    )
 
     def step(a, inputs):
         t, key = inputs
         keys = jax.random.split(key, num_samples)
-        v = jax.vmap(lambda k, x: target_velocity(k, q_fn, x, t, config))(keys, a)
+        v = jax.vmap(lambda k, x: estimate_velocity(k, q_fn, x, t, config, alpha)[0])(keys, a)
         return a - dt * v, None
 
     a, _ = jax.lax.scan(step, a, (times, jax.random.split(key_steps, steps)))
@@ -119,6 +134,79 @@ def ascend_q(q_fn, actions: jax.Array, steps: int = 200, learning_rate: float = 
     """actions [B, A] moved up q_fn (actions [B, A] -> [B], one state per row) by `steps` Adam steps of
     size learning_rate, kept in the box (mjx_som.critic.ascend_actions, DIPO's improvement loop). [B, A]"""
     return ascend_actions(q_fn, actions, optax.adam(learning_rate), steps)
+
+
+def greedy_rollout(run, episodes: int, key: jax.Array) -> dict:
+    """`episodes` episodes of the run's greedy (evaluation) policy from fresh starts, step by step: obs [T, E, O]
+    (raw), actions [T, E, A], rewards [T, E] (the task's), alive [T, E] (1 while the first episode runs: each
+    env's later episodes are left out), T the task's episode length."""
+    vec = VecEnv(run.env, episodes)
+    key_reset, key_loop = jax.random.split(key)
+
+    def body(carry, _):
+        state, key, alive = carry
+        key, key_act = jax.random.split(key)
+        action = run.policy(state.obs, key_act)
+        next_state = vec.step(state, action)
+        return (next_state, key, alive * (1.0 - next_state.done)), (state.obs, action, next_state.reward, alive)
+
+    @jax.jit
+    def rollout(key_reset, key_loop):
+        init = (vec.reset(key_reset), key_loop, jnp.ones(episodes))
+        return jax.lax.scan(body, init, None, length=vec.episode_length)[1]
+
+    obs, actions, rewards, alive = rollout(key_reset, key_loop)
+    return {"obs": obs, "actions": actions, "rewards": rewards, "alive": alive}
+
+
+def discounted_returns(rewards: np.ndarray, alive: np.ndarray, gamma: float) -> np.ndarray:
+    """The discounted return from every step of the first episodes, rewards and alive [T, E] (greedy_rollout)
+    -> [T, E]; 0 once an episode has ended."""
+    returns = np.zeros(rewards.shape, np.float64)
+    running = np.zeros(rewards.shape[1])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = alive[t] * (rewards[t] + gamma * running)
+        returns[t] = running
+    return returns
+
+
+def known_returns(alive: np.ndarray, gamma: float, discount_horizon: float = 0.01) -> np.ndarray:
+    """[T, E] bool: the steps of the first episodes whose discounted return the rollout knows to within
+    discount_horizon of its weight: the episode ended inside the rollout, or the step lies at least
+    log(discount_horizon) / log(gamma) steps before the rollout's end."""
+    steps = alive.shape[0]
+    horizon = int(np.ceil(np.log(discount_horizon) / np.log(gamma)))
+    ended = alive[-1] == 0
+    return (alive > 0) & (ended[None, :] | (np.arange(steps)[:, None] + horizon < steps))
+
+
+def rollout_diagnostics(run, rollout: dict) -> dict:
+    """What a greedy rollout (greedy_rollout) says of the run's critic and actor, over the first episodes:
+    - q_mean / return_mean: the critic's min(Q1, Q2)(s_t, a_t) and the discounted Monte-Carlo return from s_t
+      (the run's gamma), both in the task's reward units (Q divided by what the trainer multiplied rewards by at
+      the checkpoint), over the steps whose return is known (known_returns); q_bias = q_mean - return_mean and
+      q_bias_relative = q_bias / mean |return| (> 0: the critic overestimates the greedy policy's value; SAC's
+      soft Q also holds its entropy bonus);
+    - action_change: the mean distance |a_t - a_(t-1)| between consecutive greedy actions (box units; the box's
+      diagonal is 2 sqrt(A)), and action_change_per_dim, the root-mean-square per action dimension."""
+    gamma = run.config.algo_config().gamma
+    factor = float(run.trainer.reward_factor(run.state.reward_stats))
+    rewards, alive = np.asarray(rollout["rewards"]), np.asarray(rollout["alive"])
+    returns = discounted_returns(rewards, alive, gamma)
+    known = known_returns(alive, gamma)
+    q = np.asarray(q_values(run, rollout["obs"], rollout["actions"])) / factor
+    actions = np.asarray(rollout["actions"])
+    both_alive = (alive[1:] > 0) & (alive[:-1] > 0)
+    change = actions[1:] - actions[:-1]
+    return {
+        "q_mean": float(q[known].mean()),
+        "return_mean": float(returns[known].mean()),
+        "q_bias": float((q - returns)[known].mean()),
+        "q_bias_relative": float((q - returns)[known].mean() / max(np.abs(returns[known]).mean(), 1e-8)),
+        "steps_compared": int(known.sum()),
+        "action_change": float(np.linalg.norm(change, axis=-1)[both_alive].mean()),
+        "action_change_per_dim": float(np.sqrt(np.mean(np.square(change[both_alive])))),
+    }
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -34,7 +34,7 @@ PATHS = ("vp", "linear")
 ESTIMATORS = ("denoise", "idem")
 
 
-TEMPERATURES = ("scaled", "fixed", "ess")
+TEMPERATURES = ("regret", "scaled", "fixed", "ess")
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,20 @@ class ScoreConfig:
     """noise path: linear (a_t = (1-t) a_0 + t eps) or vp"""
     estimator: str = "denoise"
     """target velocity: denoise (posterior-mean form) or idem (the paper's literal form; diverges, docs/algorithm.md)"""
-    temperature: str = "scaled"
-    """inverse temperature of the Boltzmann target exp(alpha Q): scaled (alpha = alpha_scaled / the std of Q(s, .)
-    over the action box, pooled over the batch's states: scale-free), fixed (alpha as given) or ess (per state and
+    temperature: str = "regret"
+    """inverse temperature of the Boltzmann target exp(alpha Q): regret (per state, alpha = A / (2 target_regret R)
+    with R the gap between the state's best known action and a uniform one: scale- and landscape-free), scaled
+    (alpha_scaled / the std of Q over the box, pooled over the batch), fixed (alpha as given) or ess (per state and
     noisy action, solved so the weights' effective sample size is target_ess K)"""
+    target_regret: float = 0.05
+    """temperature=regret: the share of the gap R = Q(s, best) - mean Q(s, uniform) that the Boltzmann target
+    gives up on average (exactly so for a quadratic Q): smaller is sharper"""
     alpha: float = 30.0
-    """temperature=fixed: the inverse temperature, Q in scaled reward units"""
+    """temperature=fixed: the inverse temperature, Q in the critic's units"""
     alpha_scaled: float = 5.0
     """temperature=scaled: the inverse temperature in units of 1 / std(Q(s, .)) over the action box"""
     scale_samples: int = 16
-    """temperature=scaled: uniform actions per state that measure Q's std over the box (pooled over the batch)"""
+    """temperature=regret and scaled: uniform actions per state that measure Q over the box"""
     target_ess: float = 0.1
     """temperature=ess: the effective sample size of the weights, as a fraction of num_samples"""
     num_samples: int = 100
@@ -87,6 +91,12 @@ class ScoreConfig:
         for name in ("alpha", "alpha_scaled"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.target_regret < 1:
+            raise ValueError(
+                f"target_regret must be in (0, 1) (a share of the best-to-uniform gap), got {self.target_regret}"
+            )
+        if self.estimator == "idem" and self.temperature == "regret":
+            raise ValueError("estimator='idem' takes temperature='fixed' or 'scaled'")
         if not 0 < self.target_ess < 1:
             raise ValueError(f"target_ess must be in (0, 1) (a fraction of num_samples), got {self.target_ess}")
 
@@ -132,19 +142,30 @@ def ess_fraction(weights: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.square(total) / jnp.maximum(jnp.sum(jnp.square(weights), axis=axis), 1e-30) / weights.shape[axis]
 
 
-def weight_metrics(ess: jax.Array) -> dict:
+def weight_metrics(ess: jax.Array, t: jax.Array | None = None) -> dict:
     """The training metrics of per-state effective sample sizes ess [B] (fractions): their mean and 10th
-    percentile over the batch (train/score_ess, train/score_ess_p10)."""
-    return {"score_ess": jnp.mean(ess), "score_ess_p10": jnp.quantile(ess, 0.1)}
+    percentile over the batch (train/score_ess, train/score_ess_p10) and, given the noise levels t [B], the mean
+    over the rows with t < 0.5 and with t >= 0.5 (train/score_ess_low_t, train/score_ess_high_t)."""
+    metrics = {"score_ess": jnp.mean(ess), "score_ess_p10": jnp.quantile(ess, 0.1)}
+    if t is not None:
+        for name, rows in (("low_t", t < 0.5), ("high_t", t >= 0.5)):
+            metrics[f"score_ess_{name}"] = jnp.sum(jnp.where(rows, ess, 0.0)) / jnp.maximum(jnp.sum(rows), 1)
+    return metrics
+
+
+def inverse_scale(scale: jax.Array, numerator) -> jax.Array:
+    """numerator / scale where scale > 0, else 0 (a critic that ignores the action: equal weights)."""
+    positive = scale > 0
+    return jnp.where(positive, numerator / jnp.where(positive, scale, 1.0), 0.0)
 
 
 def ess_temperature(q: jax.Array, target: float) -> jax.Array:
     """The inverse temperature alpha >= 0 at which softmax(alpha q) over q [K] has an effective sample size of
     target * K, by bisection on log alpha (the ESS falls monotonically as alpha grows). Scale-free: multiplying
     q by c divides alpha by c. Where even the largest alpha searched keeps the ESS above the target (q nearly
-    constant), that largest alpha. -> scalar."""
-    scale = jnp.sqrt(jnp.var(q)) + 1e-30
-    z = (q - jnp.max(q)) / scale
+    constant), that largest alpha; where q is constant, 0. -> scalar."""
+    scale = jnp.sqrt(jnp.var(q))
+    z = inverse_scale(scale, q - jnp.max(q))
 
     def ess_at(log_beta):
         return ess_fraction(jnp.exp(jnp.exp(log_beta) * z))
@@ -156,23 +177,48 @@ def ess_temperature(q: jax.Array, target: float) -> jax.Array:
         return jnp.where(above, mid, low), jnp.where(above, high, mid)
 
     low, high = jax.lax.fori_loop(0, ESS_BISECTION_STEPS, step, ESS_LOG_RANGE)
-    return jnp.exp(0.5 * (low + high)) / scale
+    return inverse_scale(scale, jnp.exp(0.5 * (low + high)))
 
 
 def scaled_alpha(q_uniform: jax.Array, config: ScoreConfig) -> jax.Array:
     """temperature=scaled: alpha_scaled / the std of Q over uniform actions of the box, the variance pooled over
-    states: q_uniform [..., S] (S uniform actions per state) -> scalar."""
-    return config.alpha_scaled / (jnp.sqrt(jnp.mean(jnp.var(q_uniform, axis=-1))) + 1e-30)
+    states: q_uniform [..., S] (S uniform actions per state) -> scalar (0 where Q is constant)."""
+    return inverse_scale(jnp.sqrt(jnp.mean(jnp.var(q_uniform, axis=-1))), config.alpha_scaled)
 
 
-def state_alpha(key, q_fn: QFn, action_size: int, config: ScoreConfig) -> jax.Array:
-    """The inverse temperature of one state's Boltzmann target on its own: alpha (fixed), or scaled_alpha over
-    num_samples uniform actions of the box (scaled; a batch pools its states instead, see SOM). Not used by
-    temperature=ess. -> scalar."""
-    if config.temperature != "scaled":
+# Q differences below this share of |Q| are float32 round-off, not preferences
+REGRET_RELATIVE_FLOOR = 1e-5
+
+
+def q_gap(q_best: jax.Array, q_uniform: jax.Array) -> jax.Array:
+    """R = max(q_best, max q_uniform) - mean q_uniform per state: the gap between the best action known at the
+    state (e.g. the best of the policy's candidates) and a uniform action of the box, >= 0 (differences below
+    REGRET_RELATIVE_FLOOR |Q| are raised to it). q_best [...], q_uniform [..., S] -> [...]."""
+    q_mean = jnp.mean(q_uniform, axis=-1)
+    gap = jnp.maximum(q_best, jnp.max(q_uniform, axis=-1)) - q_mean
+    return jnp.where(gap > 0, jnp.maximum(gap, REGRET_RELATIVE_FLOOR * jnp.abs(q_mean)), 0.0)
+
+
+def regret_alpha(gap: jax.Array, action_size: int, regret: float) -> jax.Array:
+    """alpha = A / (2 regret R) for the gap R (q_gap): for Q(a) = Q* - (a - a*)' H (a - a*) / 2 the Boltzmann
+    distribution exp(alpha Q) then gives up E[Q* - Q] = A / (2 alpha) = regret R on average, in any units of Q
+    and any dimension (temperature=regret uses target_regret). A critic flat in the action (R = 0) gives
+    alpha = 0: equal weights. gap [...] -> [...]."""
+    return inverse_scale(gap, action_size / (2.0 * regret))
+
+
+def state_alpha(key, q_fn: QFn, action_size: int, config: ScoreConfig, samples: int | None = None) -> jax.Array:
+    """The inverse temperature of one state's Boltzmann target from Q alone (no policy): alpha (fixed), or
+    scaled_alpha / regret_alpha over `samples` (default num_samples) uniform actions of the box, their best
+    standing in for the state's best action (a batch of SOM's pools scaled over its states and takes regret's
+    best from the policy's candidates, see SOM). Not used by temperature=ess. -> scalar."""
+    if config.temperature not in ("scaled", "regret"):
         return jnp.asarray(config.alpha, jnp.float32)
-    uniform = jax.random.uniform(key, (config.num_samples, action_size), minval=-1.0, maxval=1.0)
-    return scaled_alpha(q_fn(uniform), config)
+    uniform = jax.random.uniform(key, (samples or config.num_samples, action_size), minval=-1.0, maxval=1.0)
+    q = q_fn(uniform)
+    if config.temperature == "regret":
+        return regret_alpha(q_gap(jnp.max(q), q), action_size, config.target_regret)
+    return scaled_alpha(q, config)
 
 
 # ----- the estimators (docs/algorithm.md) ------------------------------------------------------
@@ -211,7 +257,7 @@ def importance_weights(
         alpha = ess_temperature(q, config.target_ess)
     elif alpha is None:
         alpha = state_alpha(key, q_fn, proposals.shape[-1], config)
-    return jax.nn.softmax(alpha * q), alpha
+    return jax.nn.softmax(alpha * (q - jnp.max(q))), alpha  # alpha * q itself can lose all precision
 
 
 def posterior_mean(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:

@@ -46,8 +46,16 @@ class TrainerConfig:
     """replay capacity in transitions"""
     learning_starts: int = 100_000
     """transitions collected with uniform random actions before updates begin"""
+    normalize_rewards: bool = True
+    """divide rewards by the root-mean-square of the recently collected rewards before the critic sees them (and
+    then multiply them by reward_scale): the current policy's rewards have a root-mean-square of reward_scale,
+    whatever the task's units"""
+    reward_horizon: int = 50_000
+    """normalize_rewards: the time constant, in transitions, of the running mean of squared rewards (older
+    rewards weigh exp(-age / reward_horizon))"""
     reward_scale: float = 0.2
-    """rewards are multiplied by this before the critic sees them"""
+    """rewards are multiplied by this before the critic sees them (after normalize_rewards): with it, the
+    critic's rewards have this root-mean-square (SDAC's and DACER's 0.2 on MuJoCo's: Q of tens)"""
     n_step: int = 1
     """critic targets sum the rewards of up to n_step consecutive transitions of one env before bootstrapping"""
     normalize_obs: bool = True
@@ -74,11 +82,34 @@ class TrainerConfig:
 
 
 @struct.dataclass
+class RewardStats:
+    """The running mean of squared rewards: an exponential average over transitions, kept unnormalised with its
+    weight (sum of the decayed weights, < 1 early on) so that the first rewards are not shrunk towards 0."""
+
+    mean_square: jax.Array  # float32 scalar, decayed weighted sum of squared rewards
+    weight: jax.Array  # float32 scalar, the decayed sum of the weights
+
+    def update(self, rewards: jax.Array, horizon: float) -> RewardStats:
+        """After one vector step of rewards [N] (non-finite ones left out)."""
+        finite = jnp.isfinite(rewards)
+        count = jnp.sum(finite)
+        decay = jnp.exp(-count / horizon)
+        batch_mean_square = jnp.sum(jnp.where(finite, jnp.square(rewards), 0.0)) / jnp.maximum(count, 1)
+        return RewardStats(decay * self.mean_square + (1 - decay) * batch_mean_square, decay * self.weight + 1 - decay)
+
+    def rms(self) -> jax.Array:
+        """The running root-mean-square reward; 1 before any reward or while every reward was 0."""
+        rms = jnp.sqrt(self.mean_square / jnp.where(self.weight > 0, self.weight, 1.0))
+        return jnp.where(rms > 0, rms, 1.0)
+
+
+@struct.dataclass
 class TrainState:
     agent: object
     env_state: object
     replay: ReplayState
     normalizer: running_statistics.RunningStatisticsState
+    reward_stats: RewardStats | None  # of the rewards collected (normalize_rewards)
     key: jax.Array
     env_steps: jax.Array  # int32 scalar, transitions so far (all envs)
     skipped_updates: jax.Array  # int32 scalar, non-finite updates skipped so far
@@ -153,11 +184,13 @@ class Trainer:
         key_agent, key_env, key_loop = jax.random.split(key, 3)
         obs_size, action_size = self.vec.observation_size, self.vec.action_size
         normalizer = running_statistics.init_state(acme.specs.Array((obs_size,), jnp.float32))
+        reward_stats = RewardStats(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
         state = TrainState(
             agent=self.agent.init(key_agent),
             env_state=self.vec.reset(key_env),
             replay=replay_init(self.config.buffer_size, obs_size, action_size, self.agent.improve is not None),
             normalizer=normalizer,
+            reward_stats=reward_stats if self.config.normalize_rewards else None,
             key=key_loop,
             env_steps=jnp.zeros((), jnp.int32),
             skipped_updates=jnp.zeros((), jnp.int32),
@@ -172,11 +205,18 @@ class Trainer:
             return obs
         return running_statistics.normalize(obs, normalizer, max_abs_value=OBS_CLIP)
 
+    def reward_factor(self, reward_stats: RewardStats | None) -> jax.Array:
+        """What rewards are multiplied by before the critic sees them: reward_scale, divided (normalize_rewards)
+        by the running root-mean-square of the recent rewards. -> scalar"""
+        if reward_stats is None:
+            return jnp.asarray(self.config.reward_scale, jnp.float32)
+        return self.config.reward_scale / reward_stats.rms()
+
     # ----- the training loop --------------------------------------------------------------------
-    def sample_batch(self, replay: ReplayState, normalizer, key) -> Transition:
+    def sample_batch(self, replay: ReplayState, normalizer, reward_factor, key) -> Transition:
         """One training batch as the agent sees it: n-step transitions (replay_sample) split along the
         mesh's data axis (each device computes its share of the update; the gradient mean becomes an
-        all-reduce), observations normalised, rewards scaled."""
+        all-reduce), observations normalised, rewards times reward_factor (scalar)."""
         cfg = self.config
         batch = replay_sample(replay, key, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs)
         if self.mesh is not None:
@@ -184,10 +224,10 @@ class Trainer:
         return batch.replace(
             obs=self.normalize(normalizer, batch.obs),
             next_obs=self.normalize(normalizer, batch.next_obs),
-            reward=batch.reward * cfg.reward_scale,
+            reward=batch.reward * reward_factor,
         )
 
-    def _updates(self, agent_state, replay: ReplayState, normalizer, consecutive_skips, key):
+    def _updates(self, agent_state, replay: ReplayState, normalizer, reward_factor, consecutive_skips, key):
         """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
         is skipped (the agent state stays as it was, nothing is written back). Returns (agent state,
         written, consecutive skips, (metrics [U], finite [U])): written is the replay with the improved
@@ -199,7 +239,7 @@ class Trainer:
         def one_update(carry, key):
             agent_state, written, consecutive = carry
             key_sample, key_update = jax.random.split(key)
-            batch = self.sample_batch(replay if written is None else written, normalizer, key_sample)
+            batch = self.sample_batch(replay if written is None else written, normalizer, reward_factor, key_sample)
             new_state, metrics, batch = improve_and_update(self.agent, agent_state, batch, key_update)
             finite = all_finite((new_state, metrics, batch.target_action))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
@@ -240,9 +280,13 @@ class Trainer:
             normalizer = running_statistics.update(state.normalizer, jnp.nan_to_num(obs), weights=finite_rows)
         else:
             normalizer = state.normalizer
+        reward_stats = state.reward_stats
+        if reward_stats is not None:
+            reward_stats = reward_stats.update(env_state.reward, cfg.reward_horizon)
+        reward_factor = self.reward_factor(reward_stats)
 
         learn = replay.size >= cfg.learning_starts
-        update_args = (state.agent, replay, normalizer, state.consecutive_skips, key_update)
+        update_args = (state.agent, replay, normalizer, reward_factor, state.consecutive_skips, key_update)
         metric_shapes = jax.eval_shape(self._updates, *update_args)[3][0]
         agent_state, written, consecutive_skips, (metrics, finite) = jax.lax.cond(
             learn,
@@ -264,10 +308,19 @@ class Trainer:
             "skipped": (learn & ~finite).astype(jnp.float32),  # [U]
             "episodes": jnp.sum(ended.astype(jnp.float32)),
             "return_sum": jnp.sum(info["completed_return"]),
+            "reward_factor": reward_factor,
         }
         skipped = state.skipped_updates + jnp.sum(stats["skipped"]).astype(jnp.int32)
         new_state = TrainState(
-            agent_state, env_state, replay, normalizer, key, state.env_steps + cfg.num_envs, skipped, consecutive_skips
+            agent_state,
+            env_state,
+            replay,
+            normalizer,
+            reward_stats,
+            key,
+            state.env_steps + cfg.num_envs,
+            skipped,
+            consecutive_skips,
         )
         return self._constrain(new_state), (metrics, stats)
 
@@ -283,6 +336,7 @@ class Trainer:
         episodes = jnp.sum(stats["episodes"])
         out["train/episodes"] = episodes
         out["train/episode_return"] = jnp.where(episodes > 0, jnp.sum(stats["return_sum"]) / episodes, jnp.nan)
+        out["train/reward_factor"] = stats["reward_factor"][-1]  # what rewards are multiplied by, at the chunk's end
         return state, out
 
     # ----- evaluation -----------------------------------------------------------------------------

@@ -229,7 +229,7 @@ BAD_INPUTS = [
     (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
     (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
-    (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: scaled, fixed, ess"),
+    (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: regret, scaled, fixed, ess"),
     (dict(som=dict(target_ess=1.5)), r"target_ess must be in \(0, 1\)"),
     (dict(n_step=0), "--n-step must be >= 1, got 0"),
     (dict(buffer_size=56), "--buffer-size 56 is smaller than --learning-starts 64: the replay could never hold"),
@@ -311,7 +311,7 @@ def test_brax_sac_peer_gets_our_sac_runs_settings():
         batch_size=256,
         grad_updates_per_step=8,
         discounting=0.99,
-        reward_scaling=0.2,
+        reward_scaling=0.2,  # brax has no running reward normalisation (our default): reward_scale alone
         tau=0.005,
         max_replay_size=100_000,
         min_replay_size=8000,

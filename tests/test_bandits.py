@@ -69,3 +69,43 @@ def test_reward_noise_has_the_asked_std_and_changes_every_step():
     assert float(env.reward_fn(jnp.asarray(env.modes[0]))) == pytest.approx(1.0)  # the reward function stays exact
     with pytest.raises(ValueError, match="reward_noise must be >= 0"):
         env.with_reward_noise(-0.1)
+
+
+def test_procedural_landscapes_are_seeded_and_have_separated_high_modes():
+    """The same landscape number builds the same bandit; high modes peak at 0.95-1 and lie apart (their circles
+    do not touch); the reward outside the modes' circles stays below the lowest high peak."""
+    first, again = envs.make("bandit/procedural", landscape=3), envs.make("bandit/procedural", landscape=3)
+    np.testing.assert_array_equal(first.modes, again.modes)
+    assert first.name == "bandit/procedural-3"
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 201), np.linspace(-1, 1, 201)), -1).reshape(-1, 2)
+    counts = set()
+    for landscape in range(12):
+        env = envs.make("bandit/procedural", landscape=landscape)
+        counts.add(len(env.modes))
+        peaks = np.asarray(env.expected_reward(jnp.asarray(env.modes)))
+        assert np.all((peaks >= 0.95) & (peaks <= 1.0)), peaks
+        gaps = np.linalg.norm(env.modes[:, None] - env.modes[None], axis=-1)
+        radii = env.mode_radii[:, None] + env.mode_radii[None]
+        assert np.all((gaps > radii) | np.eye(len(env.modes), dtype=bool))
+        rewards = np.asarray(env.expected_reward(jnp.asarray(grid)))
+        inside = (np.linalg.norm(grid[:, None] - env.modes[None], axis=-1) <= env.mode_radii).any(axis=1)
+        assert rewards[~inside].max() < peaks.min()
+    assert len(counts) >= 3  # 2 to 5 high modes across the family
+    assert not np.array_equal(envs.make("bandit/procedural", landscape=4).modes, first.modes)
+
+
+def test_reward_multiplier_scales_rewards_and_keeps_the_modes():
+    env = envs.make("bandit/eight_gaussians", reward_multiplier=100.0, reward_noise=0.5)
+    assert env.name == "bandit/eight_gaussians+reward_multiplier=100+reward_noise=0.5"
+    np.testing.assert_allclose(float(env.reward_fn(jnp.asarray(env.modes[0]))), 100.0, rtol=1e-6)
+    np.testing.assert_array_equal(env.modes, envs.make("bandit/eight_gaussians").modes)
+    with pytest.raises(ValueError, match="reward_multiplier must be a finite number > 0"):
+        envs.make("bandit/eight_gaussians", reward_multiplier=0)
+
+
+def test_per_mode_radii_count_each_mode_with_its_own_radius():
+    env = Bandit(lambda a: a[0], modes=[[0.5, 0.0], [-0.5, 0.0]], mode_radius=[0.1, 0.3])
+    stats = env.mode_stats(jnp.array([[0.5, 0.2], [-0.5, 0.2], [-0.5, 0.0], [0.55, 0.0]]))
+    assert stats["high_reward_fraction"] == 0.75 and stats["modes_covered"] == 2
+    with pytest.raises(ValueError, match="one per mode"):
+        Bandit(lambda a: a[0], modes=[[0.5, 0.0]], mode_radius=[0.1, 0.3])

@@ -118,10 +118,13 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
         seeds="0",
         noise_scales="0",
         qdiag_runs=learned_runs,
+        probes="score,ablation,learned,family,noise,qdiag",
+        landscapes="3",
+        reward_multipliers="1",
     )
     options.check(flags)
     results = run_probes(options, flags)
-    assert set(results) == {"score", "ablation", "learned", "noise", "qdiag"}
+    assert set(results) == {"score", "ablation", "learned", "family", "noise", "qdiag"}
     assert json.loads((out / "probes.json").read_text()).keys() == results.keys()
     for name in (
         "score_estimate.png",
@@ -129,6 +132,7 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
         "transport_eight_gaussians.png",
         "critic_noise.png",
         "q_diagnostics.png",
+        "family_maps.png",
         "summary.md",
     ):
         assert (out / name).stat().st_size > 0, name
@@ -136,6 +140,14 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     for method in ("som", "sac"):
         learned = results["learned"][f"bandit/eight_gaussians {method}"]
         assert learned["runs"][0]["env_steps"] == 8192 and learned["num_high_modes"] == 4
+    # the family probe: one run per (method, landscape, multiplier), in its own folder; SOM acts by Boltzmann
+    # selection on the bandits, so its argmax policy's coverage is reported beside
+    family_som, family_sac = results["family"]["som x1"], results["family"]["sac x1"]
+    assert family_som["runs"][0]["landscape"] == 3 and family_som["runs"][0]["num_high_modes"] == 2
+    assert "argmax_mode_share" in family_som and "argmax_mode_share" not in family_sac
+    family_config = json.loads((runs / "procedural-3-x1" / "bandit_procedural-som-s0" / "config.json").read_text())
+    assert family_config["env_override"] == ["landscape=3", "reward_multiplier=1"]
+    assert "| som x1 |" in (out / "summary.md").read_text()
     sac_config = json.loads((runs / "bandit_eight_gaussians-sac-s0" / "config.json").read_text())
     assert sac_config["sac"]["actor_hidden"] == [32] and "som" not in sac_config
     # sigma = 0 reuses the learned probe's SOM run (the noisy-reward env itself: tests/test_bandits.py)
@@ -176,3 +188,42 @@ def test_probe_options_refuse_what_the_probes_choose():
             ProbeOptions(probes="score").check(flags)
     with pytest.raises(ValueError, match="--probes: unknown scores"):
         ProbeOptions(probes="scores").check([])
+
+
+def test_discounted_returns_and_which_of_them_a_rollout_knows():
+    """By hand: env 0 ends after its 3rd step (returns exact), env 1 runs past the rollout's end (only steps a
+    whole horizon before the end are known)."""
+    from mjx_som.probes import discounted_returns, known_returns
+
+    rewards = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [9.0, 1.0], [9.0, 1.0]])
+    alive = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    returns = discounted_returns(rewards, alive, 0.5)
+    np.testing.assert_allclose(returns[:, 0], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3, 0, 0])
+    np.testing.assert_allclose(returns[:, 1], [1.9375, 1.875, 1.75, 1.5, 1.0])
+    known = known_returns(alive, 0.5, discount_horizon=0.2)  # horizon ceil(log 0.2 / log 0.5) = 3 steps
+    np.testing.assert_array_equal(known[:, 0], [True, True, True, False, False])
+    np.testing.assert_array_equal(known[:, 1], [True, True, False, False, False])
+
+
+def test_rollout_diagnostics_on_a_run_with_a_known_critic():
+    """An untrained pendulum run whose critic is replaced by zero: Q = 0 against the greedy policy's positive
+    returns gives q_bias = -return_mean; consecutive actions of a policy that ignores time differ."""
+    from mjx_som.api import LoadedRun
+    from mjx_som.config import resolve_config
+    from mjx_som.probes import greedy_rollout, rollout_diagnostics
+    from mjx_som.runner import greedy_policy, make_trainer
+
+    nets = dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=4)
+    config = resolve_config("InvertedPendulum-v4", "som", num_envs=2, buffer_size=64, learning_starts=32, som=nets)
+    trainer = make_trainer(config, config.make_env())
+    state = trainer.init(jax.random.PRNGKey(0))
+    zero = jax.tree.map(jnp.zeros_like, state.agent.critic.params)
+    state = state.replace(agent=state.agent.replace(critic=state.agent.critic.replace(params=zero)))
+    run = LoadedRun(config, trainer.env, trainer.agent, trainer, state, 0, greedy_policy(trainer, state))
+    rollout = greedy_rollout(run, 3, jax.random.PRNGKey(1))
+    assert rollout["actions"].shape == (1000, 3, 1) and float(rollout["alive"][0].min()) == 1.0
+    stats = rollout_diagnostics(run, rollout)
+    assert stats["return_mean"] > 1.0 and stats["q_mean"] == 0.0  # the pendulum pays 1 per step alive
+    assert stats["q_bias"] == pytest.approx(-stats["return_mean"]) and stats["q_bias_relative"] == pytest.approx(-1)
+    assert stats["steps_compared"] == int(np.asarray(rollout["alive"]).sum())  # every episode fell: all known
+    assert stats["action_change"] > 0.0

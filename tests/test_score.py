@@ -13,9 +13,12 @@ from mjx_som.score import (
     ess_temperature,
     estimate_velocity,
     idem_score,
+    importance_weights,
     noise_action,
     posterior_mean,
     posterior_proposals,
+    q_gap,
+    regret_alpha,
     target_velocity,
     vp_mu_sigma,
 )
@@ -110,7 +113,7 @@ def test_ess_temperature_reaches_its_target_on_a_random_q(target):
     assert float(ess_temperature(100.0 * q, target)) == pytest.approx(float(alpha) / 100.0, rel=1e-3)
 
 
-@pytest.mark.parametrize("temperature", ["scaled", "ess"])
+@pytest.mark.parametrize("temperature", ["regret", "scaled", "ess"])
 def test_scale_free_velocity_ignores_the_scale_of_q_where_the_fixed_one_does_not(temperature):
     a_t = jnp.array([[0.1, 0.4], [-0.6, 0.2], [0.9, -0.9]])
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
@@ -136,7 +139,40 @@ def test_fixed_temperature_on_a_large_q_degenerates_and_the_scaled_one_does_not(
         return float(jnp.mean(stats["ess"]))
 
     assert ess(ScoreConfig(temperature="fixed", alpha=30.0, num_samples=100)) < 0.02
-    assert ess(ScoreConfig(num_samples=100)) > 0.05
+    assert ess(ScoreConfig(temperature="scaled", num_samples=100)) > 0.05
+
+
+@pytest.mark.parametrize("dim,regret", [(2, 0.05), (3, 0.1), (6, 0.05)])
+def test_regret_temperature_gives_up_its_share_of_the_gap_in_any_units_and_dimension(dim, regret):
+    """For a quadratic Q the Boltzmann target at alpha = A / (2 regret R) gives up regret R of the gap R between
+    the best action and a uniform one, on average; Q x 1000 divides alpha by 1000."""
+    optimum = jnp.linspace(-0.2, 0.3, dim)
+    curvature = jnp.linspace(1.0, 3.0, dim)  # anisotropic
+
+    def q_fn(a):
+        return 5.0 - 0.5 * jnp.sum(curvature * jnp.square(a - optimum), axis=-1)
+
+    pool = jax.random.uniform(jax.random.PRNGKey(0), (400_000, dim), minval=-1.0, maxval=1.0)
+    q = q_fn(pool)
+    gap = q_gap(jnp.asarray(5.0), q)  # the state's best action is the optimum
+    alpha = regret_alpha(gap, dim, regret)
+    weights = jax.nn.softmax(alpha * (q - q.max()))  # the Boltzmann target on the box, by importance weights
+    given_up = float(jnp.sum(weights * (5.0 - q)))
+    assert given_up == pytest.approx(regret * float(gap), rel=0.1), (given_up, regret * float(gap))
+    scaled = regret_alpha(q_gap(jnp.asarray(5000.0), 1000.0 * q), dim, regret)
+    assert float(scaled) == pytest.approx(float(alpha) / 1000.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("temperature", ["regret", "scaled", "ess", "fixed"])
+def test_a_critic_flat_in_the_action_gives_equal_finite_weights(temperature):
+    """Q that ignores the action (a fresh or collapsed critic): every temperature gives equal weights, no NaN."""
+    config = ScoreConfig(temperature=temperature, num_samples=16)
+    proposals = jax.random.uniform(jax.random.PRNGKey(1), (16, 3), minval=-1.0, maxval=1.0)
+    flat = lambda a: jnp.full(a.shape[:-1], 123.0)  # noqa: E731
+    weights, alpha = importance_weights(jax.random.PRNGKey(2), flat, proposals, config)
+    np.testing.assert_allclose(np.asarray(weights), 1.0 / 16, rtol=1e-6)
+    assert np.isfinite(float(alpha))
+    assert float(regret_alpha(q_gap(jnp.asarray(7.0), jnp.full((16,), 7.0)), 3, 0.05)) == 0.0
 
 
 def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
@@ -147,7 +183,7 @@ def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
     return bandit, field(jax.random.PRNGKey(seed))
 
 
-@pytest.mark.parametrize("temperature", ["scaled", "fixed"])
+@pytest.mark.parametrize("temperature", ["regret", "scaled", "fixed"])
 def test_denoise_field_transports_noise_to_all_high_modes(temperature):
     bandit, a = integrate_field(ScoreConfig(path="linear", temperature=temperature, alpha=30.0, num_samples=100))
     stats = bandit.mode_stats(a)

@@ -120,6 +120,8 @@ def test_report_statistics_over_seeds(tmp_path):
     som, sac = report["som"], report["sac"]
     assert som["finals"] == [950, 750, 900] and sac["finals"] == [1600, 3200, 800]
     assert som["final_mean"] == pytest.approx(866.667, abs=1e-3)
+    # the sample std (ddof = 1): squared deviations 83.3^2 + 116.7^2 + 33.3^2 = 21,666.7, over 3 - 1 seeds
+    assert som["final_std"] == pytest.approx(np.sqrt(21_666.667 / 2), rel=1e-5)  # 104.08; ddof = 0 gives 84.98
     low, high = sac["final_ci95"]
     assert 800 <= low < sac["final_mean"] < high <= 3200
     assert "vs_best" not in sac and som["vs_best"]["label"] == "sac"
@@ -131,7 +133,7 @@ def test_report_statistics_over_seeds(tmp_path):
     dof = (vx + vy) ** 2 / (vx**2 / 2 + vy**2 / 2)
     assert som["vs_best"]["welch_p"] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-6)
     table = table_markdown({"Hopper-v4": report})
-    assert "mean of the last 2 evals" in table and "| Hopper-v4 | som | 866.7 ± 85.0 (3) |" in table
+    assert "mean of the last 2 evals" in table and "| Hopper-v4 | som | 866.7 ± 104.1 (3) |" in table
     result = subprocess.run(
         [sys.executable, "launch/report.py", str(tmp_path / "nothing"), "--last-evals", "0"],
         capture_output=True,

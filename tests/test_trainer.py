@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from brax.envs.base import Env, State
 
 from mjx_som.agents import EnvSpec, make_agent
@@ -79,3 +80,37 @@ def test_the_trainer_traces_under_the_configured_matmul_precision():
 
     assert dot_precisions("highest") == {"HIGHEST, HIGHEST"}
     assert dot_precisions("default") == {"DEFAULT, DEFAULT"}
+
+
+def chunk_metrics(multiplier: float, normalize_rewards: bool) -> dict:
+    """One training chunk of a tiny SOM on eight_gaussians with rewards x multiplier."""
+    from conftest import TINY
+
+    import envs
+
+    env = envs.make("bandit/eight_gaussians", reward_multiplier=multiplier)
+    settings = {k: v for k, v in TINY.items() if k not in ("progress", "wandb_mode", "eval_every", "eval_episodes")}
+    config = apply_overrides(
+        default_config("bandit/eight_gaussians"),
+        dict(settings, total_steps=400, normalize_rewards=normalize_rewards),
+    )
+    agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, config.total_updates))
+    trainer = Trainer(env, agent, config, eval_episodes=2)
+    state, metrics = trainer.chunk(trainer.init(jax.random.PRNGKey(0)))
+    return {k: float(v) for k, v in metrics.items()} | {"actor": jax.tree.leaves(state.agent.actor_params)[0]}
+
+
+def test_normalized_rewards_make_training_independent_of_the_reward_units():
+    """Rewards x100 and x0.01: with normalize_rewards the critic sees the same rewards, so the same chunk trains
+    the same critic and actor (to float precision); without it the critic's Q follows the units."""
+    base = chunk_metrics(1.0, True)
+    assert base["train/updates"] > 10 and base["train/q_mean"] != 0.0
+    for multiplier in (100.0, 0.01):
+        scaled = chunk_metrics(multiplier, True)
+        assert scaled["train/q_mean"] == pytest.approx(base["train/q_mean"], rel=1e-3)
+        assert scaled["train/critic_loss"] == pytest.approx(base["train/critic_loss"], rel=1e-2)
+        assert scaled["train/reward_factor"] == pytest.approx(base["train/reward_factor"] / multiplier, rel=1e-4)
+        np.testing.assert_allclose(np.asarray(scaled["actor"]), np.asarray(base["actor"]), atol=1e-4)
+    raw, raw_big = chunk_metrics(1.0, False), chunk_metrics(100.0, False)
+    assert raw_big["train/td_target_mean"] == pytest.approx(100 * raw["train/td_target_mean"], rel=1e-3)
+    assert raw_big["train/critic_loss"] > 100 * raw["train/critic_loss"]  # far from fitted at x100

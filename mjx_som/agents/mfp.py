@@ -27,7 +27,7 @@ class MFPConfig(OneStepConfig):
 def make_mfp(config: MFPConfig, spec: EnvSpec) -> Agent:
     meanflow_config = config.meanflow_config()
 
-    def regression_target(state, critic_params, batch, key, sampler):
+    def regression_target(state, critic_params, batch, selection, key, sampler):
         key_cand, key_times, key_eps = jax.random.split(key, 3)
         obs = batch.obs
         best = best_of_n(config, critic_params, obs, sampler.candidates(state.actor_params, obs, key_cand))
@@ -35,6 +35,7 @@ def make_mfp(config: MFPConfig, spec: EnvSpec) -> Agent:
         r, t = sample_times(key_times, obs.shape[0], meanflow_config)
         eps = jax.random.normal(key_eps, best.shape)
         a_t = (1.0 - t)[:, None] * best + t[:, None] * eps
-        return a_t, r, t, eps - best, {"target_velocity_norm": jnp.mean(jnp.linalg.norm(eps - best, axis=-1))}
+        metrics = {"target_velocity_norm": jnp.mean(jnp.linalg.norm(eps - best, axis=-1))}
+        return obs, a_t, r, t, eps - best, metrics, state.extra
 
     return make_one_step_agent(config, spec, regression_target)

@@ -1,6 +1,10 @@
 """What every one-step MeanFlow agent shares (SOM, MFP): the actor u(a, r, t | s), its EMA, one-step
 sampling, best-of-N acting, the critic update and the MeanFlow regression. An agent supplies only
 its regression target: the noisy actions a_t at times (r, t) and the velocity v to regress on.
+
+One update scores N candidates of the acting (EMA) actor at the batch's next states once, under the online
+critic: their best is the critic target's next action, and a regression target may be built at the same
+states from the same candidates and values (Selection: SOM's does), so the agent pays for them once.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +20,7 @@ import optax
 from flax import struct
 
 from mjx_som.agents.base import Agent, EnvSpec, GenerativeActorConfig
-from mjx_som.critic import CriticState, best_of_n, critic_init, critic_update
+from mjx_som.critic import CriticState, critic_init, critic_update, min_q
 from mjx_som.meanflow import MeanFlowConfig, meanflow_loss, one_step_sample
 from mjx_som.networks import VelocityNet
 from mjx_som.replay import Transition
@@ -46,6 +50,18 @@ class OneStepState:
     actor_ema: dict
     actor_opt: optax.OptState
     critic: CriticState
+    extra: Any = None  # the agent's own state (SOM: the running Q gap its acting selection is scaled by), or None
+
+
+class Selection(NamedTuple):
+    """The acting actor's candidates at the actor step's states: obs [B, O] (the batch's next states),
+    candidates [B, N, A] and their min(Q1, Q2) [B, N] under the online critic before this update's critic step,
+    and the best candidate [B, A]."""
+
+    obs: jax.Array
+    candidates: jax.Array
+    q: jax.Array
+    best: jax.Array
 
 
 class Sampler(NamedTuple):
@@ -56,12 +72,27 @@ class Sampler(NamedTuple):
     candidates: Callable
 
 
-# (state, critic params after this update's critic step, batch, key, sampler) ->
-#   (a_t [B, A], r [B], t [B], v [B, A], metrics)
+# (state, critic params after this update's critic step, batch, selection: Selection, key, sampler) ->
+#   (obs [B, O]: the states the actor regresses at, a_t [B, A], r [B], t [B], v [B, A], metrics, the new extra)
 RegressionTarget = Callable[..., tuple]
+# (extra, q [B, N] of the candidates, key) -> the index [B] of the candidate to act with
+Choose = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
-def make_one_step_agent(config: OneStepConfig, spec: EnvSpec, regression_target: RegressionTarget) -> Agent:
+def argmax_choice(extra, q: jax.Array, key: jax.Array) -> jax.Array:
+    """Best-of-N: the candidate with the highest min(Q1, Q2). q [B, N] -> [B]."""
+    return jnp.argmax(q, axis=1)
+
+
+def make_one_step_agent(
+    config: OneStepConfig,
+    spec: EnvSpec,
+    regression_target: RegressionTarget,
+    choose: Choose = argmax_choice,
+    init_extra: Callable[[], Any] = lambda: None,
+) -> Agent:
+    """The one-step agent with the given regression target; choose picks the acting candidate (the TD target's
+    next action is always the argmax), init_extra() is the agent's own state at the start."""
     config.validate()
     meanflow_config = config.meanflow_config()
     actor_net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
@@ -78,6 +109,7 @@ def make_one_step_agent(config: OneStepConfig, spec: EnvSpec, regression_target:
             actor_ema=params,
             actor_opt=actor_optimizer.init(params),
             critic=critic_init(key_critic, spec.obs_size, spec.action_size, config),
+            extra=init_extra(),
         )
 
     def u_fn(params, obs):
@@ -95,12 +127,23 @@ def make_one_step_agent(config: OneStepConfig, spec: EnvSpec, regression_target:
 
     sampler = Sampler(sample_with, candidates)
 
-    def greedy(state: OneStepState, obs, key):
-        return best_of_n(config, state.critic.params, obs, candidates(state.actor_ema, obs, key))
+    def scored(state: OneStepState, obs, key) -> tuple[jax.Array, jax.Array]:
+        """The acting actor's candidates [B, N, A] and their min(Q1, Q2) [B, N]."""
+        cands = candidates(state.actor_ema, obs, key)
+        obs_n = jnp.broadcast_to(obs[:, None, :], cands.shape[:2] + obs.shape[-1:])
+        return cands, min_q(config, state.critic.params, obs_n, cands)
+
+    def pick(cands, index):
+        return jnp.take_along_axis(cands, index[:, None, None], axis=1)[:, 0]
+
+    def select(state: OneStepState, obs, key) -> Selection:
+        cands, q = scored(state, obs, key)
+        return Selection(obs, cands, q, pick(cands, jnp.argmax(q, axis=1)))
 
     def act(state: OneStepState, obs, key, explore: bool):
-        key_cand, key_noise = jax.random.split(key)
-        action = greedy(state, obs, key_cand)
+        key_cand, key_choose, key_noise = jax.random.split(key, 3)
+        cands, q = scored(state, obs, key_cand)
+        action = pick(cands, choose(state.extra, q, key_choose))
         if explore:
             action = action + config.explore_noise * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
@@ -110,17 +153,20 @@ def make_one_step_agent(config: OneStepConfig, spec: EnvSpec, regression_target:
 
     def update(state: OneStepState, batch: Transition, key):
         key_next, key_target = jax.random.split(key)
-        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (greedy(state, obs, key_next), 0.0))
-        a_t, r, t, v, target_metrics = regression_target(state, critic.params, batch, key_target, sampler)
+        selection = select(state, batch.next_obs, key_next)
+        critic, metrics = critic_update(config, state.critic, batch, lambda _: (selection.best, 0.0))
+        obs, a_t, r, t, v, target_metrics, extra = regression_target(
+            state, critic.params, batch, selection, key_target, sampler
+        )
 
         def loss_fn(params):
-            return meanflow_loss(u_fn(params, batch.obs), a_t, r, t, v, meanflow_config)
+            return meanflow_loss(u_fn(params, obs), a_t, r, t, v, meanflow_config)
 
         (loss, mse), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
         updates, actor_opt = actor_optimizer.update(grads, state.actor_opt, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
         actor_ema = config.ema_update(actor_params, state.actor_ema)
         metrics.update(target_metrics, actor_loss=loss, meanflow_mse=mse)
-        return OneStepState(actor_params, actor_ema, actor_opt, critic), metrics
+        return OneStepState(actor_params, actor_ema, actor_opt, critic, extra), metrics
 
     return Agent(config, init, act, update, sample)
