@@ -140,6 +140,47 @@ def env_throughput(
     }
 
 
+def xla_cost(jitted, *args) -> dict:
+    """What XLA's cost analysis of the compiled jitted(*args) counts: {"gflops": floating-point operations / 1e9,
+    "compile_s": the seconds lowering and compiling took}. The count is the compiler's, the same on any
+    machine for the same program and shapes (a fused op counts its arithmetic, not its memory traffic)."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    seconds = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return {"gflops": float(cost.get("flops", 0.0)) / 1e9, "compile_s": seconds}
+
+
+def synthetic_batch(agent, obs_size: int, action_size: int, batch_size: int):
+    """A non-terminal batch of random transitions (the critic target's bootstrap is computed, as on locomotion)."""
+    from mjx_som.replay import Transition
+
+    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    action = jax.random.uniform(keys[1], (batch_size, action_size), minval=-1.0, maxval=1.0)
+    return Transition(
+        obs=jax.random.normal(keys[0], (batch_size, obs_size)),
+        action=action,
+        reward=jax.random.normal(keys[2], (batch_size,)),
+        next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
+        terminated=jax.numpy.zeros(batch_size),
+        done=jax.numpy.zeros(batch_size),
+        target_action=action if agent.improve is not None else None,
+    )
+
+
+def update_cost(agent, agent_state, obs_size: int, action_size: int, batch_size: int, matmul_precision="highest"):
+    """xla_cost of one update (update_fn) on a batch of batch_size transitions."""
+    batch = synthetic_batch(agent, obs_size, action_size, batch_size)
+    return xla_cost(update_fn(agent, matmul_precision), agent_state, batch, jax.random.PRNGKey(3))
+
+
+def inference_cost(agent, agent_state, obs_size: int, batch_size: int, matmul_precision="highest"):
+    """xla_cost of one greedy act() call (inference_fn) on batch_size states."""
+    obs = jax.numpy.zeros((batch_size, obs_size))
+    return xla_cost(inference_fn(agent, matmul_precision), agent_state, obs, jax.random.PRNGKey(1))
+
+
 def _ms(seconds: np.ndarray) -> tuple[float, float]:
     return float(seconds.mean() * 1e3), float(seconds.std() * 1e3)
 
@@ -178,19 +219,7 @@ def update_ms(
 ):
     """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; for an
     agent that improves stored actions (DIPO) its improve() step too, as the trainer calls both."""
-    from mjx_som.replay import Transition
-
-    keys = jax.random.split(jax.random.PRNGKey(2), 3)
-    action = jax.random.uniform(keys[1], (batch_size, action_size), minval=-1.0, maxval=1.0)
-    batch = Transition(
-        obs=jax.random.normal(keys[0], (batch_size, obs_size)),
-        action=action,
-        reward=jax.random.normal(keys[2], (batch_size,)),
-        next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
-        terminated=jax.numpy.zeros(batch_size),
-        done=jax.numpy.zeros(batch_size),
-        target_action=action if agent.improve is not None else None,
-    )
+    batch = synthetic_batch(agent, obs_size, action_size, batch_size)
 
     update = update_fn(agent, matmul_precision)
     state = agent_state

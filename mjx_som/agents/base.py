@@ -81,6 +81,8 @@ class GenerativeActorConfig(CriticConfig):
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
+        if getattr(self, "target_candidates", 0) < 0:
+            raise ValueError(f"target_candidates must be >= 0 (0 = num_candidates), got {self.target_candidates}")
         for name in ("actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

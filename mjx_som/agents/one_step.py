@@ -34,6 +34,9 @@ class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
     actor_lr_final: float = 1e-4
     """actor learning rate at the end of the run"""
+    target_candidates: int = 0
+    """candidates per next state that the critic target picks its next action from (and SOM measures the state's
+    best action with); 0 = num_candidates"""
 
     def meanflow_config(self) -> MeanFlowConfig:
         return project(self, MeanFlowConfig)
@@ -121,15 +124,15 @@ def make_one_step_agent(
             noise = jax.random.normal(key, obs.shape[:-1] + (spec.action_size,))
         return jnp.clip(one_step_sample(u_fn(params, obs), noise), -1.0, 1.0)
 
-    def candidates(params, obs, key):
-        obs_n = jnp.repeat(obs, config.num_candidates, axis=0)
-        return sample_with(params, obs_n, key).reshape(obs.shape[0], config.num_candidates, -1)
+    def candidates(params, obs, key, n=config.num_candidates):
+        obs_n = jnp.repeat(obs, n, axis=0)
+        return sample_with(params, obs_n, key).reshape(obs.shape[0], n, -1)
 
     sampler = Sampler(sample_with, candidates)
 
-    def scored(state: OneStepState, obs, key) -> tuple[jax.Array, jax.Array]:
-        """The acting actor's candidates [B, N, A] and their min(Q1, Q2) [B, N]."""
-        cands = candidates(state.actor_ema, obs, key)
+    def scored(state: OneStepState, obs, key, n=config.num_candidates) -> tuple[jax.Array, jax.Array]:
+        """n candidates of the acting actor [B, n, A] and their min(Q1, Q2) [B, n]."""
+        cands = candidates(state.actor_ema, obs, key, n)
         obs_n = jnp.broadcast_to(obs[:, None, :], cands.shape[:2] + obs.shape[-1:])
         return cands, min_q(config, state.critic.params, obs_n, cands)
 
@@ -137,7 +140,7 @@ def make_one_step_agent(
         return jnp.take_along_axis(cands, index[:, None, None], axis=1)[:, 0]
 
     def select(state: OneStepState, obs, key) -> Selection:
-        cands, q = scored(state, obs, key)
+        cands, q = scored(state, obs, key, config.target_candidates or config.num_candidates)
         return Selection(obs, cands, q, pick(cands, jnp.argmax(q, axis=1)))
 
     def act(state: OneStepState, obs, key, explore: bool):
