@@ -49,23 +49,34 @@ def predict_a0(schedule: Schedule, k: jax.Array, a_k: jax.Array, eps: jax.Array)
     return jnp.clip((a_k - jnp.sqrt(1.0 - ab) * eps) / jnp.sqrt(ab), -1.0, 1.0)
 
 
-def reverse_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: tuple[int, int], noise=None) -> jax.Array:
-    """DDPM ancestral sampling from N(0, I) over T steps (x0-clipped posterior steps); differentiable
-    in eps_fn's parameters. noise [B, A]: the starting a_T (default: drawn from key; the per-step
-    noise is always drawn from key). Returns actions [B, A] in the box."""
+def reverse_sample(
+    eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: tuple[int, int], noise=None, clip: str = "x0"
+) -> jax.Array:
+    """DDPM ancestral sampling from N(0, I) over T steps; differentiable in eps_fn's parameters. noise
+    [B, A]: the starting a_T (default: drawn from key; the per-step noise is always drawn from key).
+    clip "x0": each step is the forward process's posterior q(a_{k-1} | a_k, a0) around the clean action
+    a0 predicted from the noise and clipped to the box (diffusers' clip_sample, DACER's and SDAC's
+    authors); "sample": the noise-form step 1/sqrt(alpha_k) (a_k - beta_k / sqrt(1 - alpha_bar_k) eps)
+    + sqrt(beta_k) z with the noisy action clipped to the box after each step (jaxrl5's ddpm_sampler
+    with clip_sampler, QSM's authors). Returns actions [B, A] in the box."""
     steps = schedule.steps
     key_init, key_steps = jax.random.split(key)
 
     def step(a_k, inputs):
         k, key = inputs
         ks = jnp.full((shape[0],), k)
-        a0 = predict_a0(schedule, ks, a_k, eps_fn(a_k, ks / steps))
+        eps = eps_fn(a_k, ks / steps)
         ab, alpha = schedule.alpha_bar[k - 1], schedule.alpha[k - 1]
+        z = jnp.where(k > 1, 1.0, 0.0) * jax.random.normal(key, a_k.shape)
+        if clip == "sample":
+            mean = (a_k - (1.0 - alpha) / jnp.sqrt(1.0 - ab) * eps) / jnp.sqrt(alpha)
+            return jnp.clip(mean + jnp.sqrt(1.0 - alpha) * z, -1.0, 1.0), None
+        a0 = predict_a0(schedule, ks, a_k, eps)
         ab_prev = jnp.where(k > 1, schedule.alpha_bar[jnp.maximum(k - 2, 0)], 1.0)
         # posterior q(a_{k-1} | a_k, a0) of the forward process
         mean = (jnp.sqrt(ab_prev) * (1.0 - alpha) * a0 + jnp.sqrt(alpha) * (1.0 - ab_prev) * a_k) / (1.0 - ab)
         std = jnp.sqrt((1.0 - ab_prev) * (1.0 - alpha) / (1.0 - ab))
-        return mean + jnp.where(k > 1, std, 0.0) * jax.random.normal(key, a_k.shape), None
+        return mean + std * z, None
 
     ks = jnp.arange(steps, 0, -1)
     start = jax.random.normal(key_init, shape) if noise is None else noise

@@ -36,7 +36,9 @@ def run(devices: int) -> dict:
     for _ in range(config.num_chunks):
         state, metrics = trainer.chunk(state)
         losses.append({k: float(v) for k, v in metrics.items() if k.startswith("train/")})
-    batch = jax.jit(trainer.sample_batch)(state.replay, state.normalizer, jax.random.PRNGKey(1))
+    batch = jax.jit(trainer.sample_batch)(
+        state.replay, state.normalizer, trainer.reward_factor(state.reward_stats), jax.random.PRNGKey(1)
+    )
     return {
         "metrics": losses,
         "batch_obs_shard_rows": [s.data.shape[0] for s in batch.obs.addressable_shards],

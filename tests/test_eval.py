@@ -63,7 +63,8 @@ def test_each_evaluation_is_filmed_into_the_run_and_wandb(pendulum):
     again, _ = run.evaluate()
     assert len(run._evaluators) == 1 and again["eval/episode_return"] == result.summary["eval/episode_return"]
     assert frames.shape == (int(episode["length"]), 240, 320, 3)
-    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 0.5  # the pole moved
+    change = np.abs(frames.astype(int) - frames[:1].astype(int)).mean(axis=(1, 2, 3))
+    assert change.max() > 0.2  # the scene moves (a still scene: < 0.05, codec noise): an episode, not one frame
     logged = glob.glob(os.path.join(result.run_dir, "wandb", "*run-*", "files", "media", "videos", "eval", "*"))
     assert len(logged) == 2, logged  # eval/video, once per evaluation
     # W&B keeps one value per key and step: videos finishing together go in one call, in env-step order

@@ -101,16 +101,17 @@ def chunk_metrics(multiplier: float, normalize_rewards: bool) -> dict:
 
 
 def test_normalized_rewards_make_training_independent_of_the_reward_units():
-    """Rewards x100 and x0.01: with normalize_rewards the critic sees the same rewards, so the same chunk trains
-    the same critic and actor (to float precision); without it the critic's Q follows the units."""
+    """Rewards x128 and /128 (powers of two, so that scaling is exact in float32 and the same chunk must give the
+    same bits: a tolerance would let a Boltzmann draw flip on a rounding difference): with normalize_rewards the
+    critic sees the same rewards and trains the same critic and actor; without it the critic's Q follows the units."""
     base = chunk_metrics(1.0, True)
     assert base["train/updates"] > 10 and base["train/q_mean"] != 0.0
-    for multiplier in (100.0, 0.01):
+    for multiplier in (128.0, 1 / 128):
         scaled = chunk_metrics(multiplier, True)
-        assert scaled["train/q_mean"] == pytest.approx(base["train/q_mean"], rel=1e-3)
-        assert scaled["train/critic_loss"] == pytest.approx(base["train/critic_loss"], rel=1e-2)
-        assert scaled["train/reward_factor"] == pytest.approx(base["train/reward_factor"] / multiplier, rel=1e-4)
-        np.testing.assert_allclose(np.asarray(scaled["actor"]), np.asarray(base["actor"]), atol=1e-4)
-    raw, raw_big = chunk_metrics(1.0, False), chunk_metrics(100.0, False)
-    assert raw_big["train/td_target_mean"] == pytest.approx(100 * raw["train/td_target_mean"], rel=1e-3)
-    assert raw_big["train/critic_loss"] > 100 * raw["train/critic_loss"]  # far from fitted at x100
+        assert scaled["train/q_mean"] == pytest.approx(base["train/q_mean"], rel=1e-6)
+        assert scaled["train/critic_loss"] == pytest.approx(base["train/critic_loss"], rel=1e-6)
+        assert scaled["train/reward_factor"] == pytest.approx(base["train/reward_factor"] / multiplier, rel=1e-6)
+        np.testing.assert_allclose(np.asarray(scaled["actor"]), np.asarray(base["actor"]), rtol=1e-6, atol=1e-7)
+    raw, raw_big = chunk_metrics(1.0, False), chunk_metrics(128.0, False)
+    assert abs(raw_big["train/q_mean"]) > 4 * abs(raw["train/q_mean"])  # Q in the reward's units
+    assert raw_big["train/critic_loss"] > 128 * raw["train/critic_loss"]  # far from fitted at x128

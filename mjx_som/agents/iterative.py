@@ -40,6 +40,9 @@ class DiffusionConfig(GenerativeActorConfig):
     """VP schedule beta at t = 1"""
     eval_candidates: int = 0
     """candidates per state when acting without exploration (evaluation); 0 = num_candidates"""
+    sampler_clip: str = "x0"
+    """what each reverse step clips to the box: "x0" the predicted clean action (posterior steps) or "sample"
+    the noisy action (noise-form steps, jaxrl5's ddpm_sampler): mjx_som.diffusion.reverse_sample"""
 
     def validate(self) -> None:
         GenerativeActorConfig.validate(self)
@@ -47,6 +50,8 @@ class DiffusionConfig(GenerativeActorConfig):
             raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
         if self.eval_candidates < 0:
             raise ValueError(f"eval_candidates must be >= 0 (0 = num_candidates), got {self.eval_candidates}")
+        if self.sampler_clip not in ("x0", "sample"):
+            raise ValueError(f"sampler_clip must be one of x0, sample; got {self.sampler_clip!r}")
 
 
 @struct.dataclass
@@ -112,7 +117,8 @@ def make_diffusion_agent(
         return lambda a_k, t: net.apply(params, obs, a_k, t, t)
 
     def sample(params, obs, key, noise=None):
-        return reverse_sample(eps_fn(params, obs), schedule, key, (obs.shape[0], spec.action_size), noise)
+        shape = (obs.shape[0], spec.action_size)
+        return reverse_sample(eps_fn(params, obs), schedule, key, shape, noise, config.sampler_clip)
 
     def candidates(params, obs, key, n=config.num_candidates):
         obs_n = jnp.repeat(obs, n, axis=0)

@@ -3,8 +3,10 @@ its authors run it (jaxrl5/agents/score_matching/score_matching_learner.py and
 examples/states/configs/score_matching_config.py in Alescontrela/score_matching_rl): replayed actions
 are noised to a random step k and the noise network regresses on -M_q * grad_a Q there, the action
 gradient averaged over the twin critics, ||eps(a_k, k | s) + M_q mean(grad Q1, grad Q2)(s, a_k)||^2,
-M_q = 50. T = 5 steps of a VP schedule with beta_max = 10; one chain acts (N = 1) with the raw weights
-and the exploration noise 0.1; the critic target's next action is the same noisy draw.
+M_q = 50. T = 5 steps of a VP schedule with beta_max = 10, sampled as jaxrl5/networks/diffusion.py's
+ddpm_sampler does (commit 62a2515: noise-form steps, the noisy action clipped after each); one chain acts
+(N = 1) with the raw weights and the exploration noise 0.1; the critic target's next action is the same
+noisy draw.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class QSMConfig(DiffusionConfig):
     """one chain acts: the authors' policy has no best-of-N"""
     ema: float = 0.0
     """the authors act and sample the critic target with the raw weights"""
+    sampler_clip: str = "sample"
+    """the authors' sampler (jaxrl5/networks/diffusion.py ddpm_sampler, clip_sampler=True) clips the noisy
+    action after each noise-form step; clipping the predicted clean action instead saturates it at the box's
+    edge when eps ~ -M_q grad Q is large"""
 
 
 def action_gradient(config: QSMConfig, critic_params, obs: jax.Array, action: jax.Array) -> jax.Array:
