@@ -61,20 +61,18 @@ def test_truncation_keeps_the_final_observation(cartpole):
     assert cartpole.episode_length == 1000 and float(cartpole.dt) == 0.01
 
 
-# one task per domain compiles and runs; a domain's variants (CartpoleSwingup, ...) share its model and
-# step, and are traced (shapes) rather than compiled, which keeps the suite within its time budget
+# Every task is traced (reset and step, shapes and dtypes: jax.eval_shape); one task of seven domains also
+# compiles and runs (finite observations and rewards), chosen for what their models add: contacts (BallInCup,
+# FingerSpin), fluid drag (FishSwim, SwimmerSwimmer6), the largest model (HumanoidWalk), a walker and the
+# smallest (AcrobotSwingup). Compiling all 13 domains took 390 s of a cold 2-core run (2026-12-03), the
+# suite's longest test; the other domains' physics features are covered by these (Cartpole also runs in
+# test_learning_control.py and test_bench.py).
 STEPPED = (
     "AcrobotSwingup",
     "BallInCup",
-    "CartpoleSwingup",
-    "CheetahRun",
     "FingerSpin",
     "FishSwim",
-    "HopperHop",
     "HumanoidWalk",
-    "PendulumSwingup",
-    "PointMass",
-    "ReacherEasy",
     "SwimmerSwimmer6",
     "WalkerWalk",
 )
@@ -82,8 +80,6 @@ STEPPED = (
 
 def test_every_dm_control_task_resets_and_steps_under_vmap():
     assert set(STEPPED) <= set(DM_CONTROL_TASKS)
-    domains = {t[:4] for t in DM_CONTROL_TASKS}
-    assert {t[:4] for t in STEPPED} == domains  # every domain has its stepped task
     for task in DM_CONTROL_TASKS:
         env = envs.make(PREFIX + task)
         vec = VecEnv(env, 2)
