@@ -68,8 +68,9 @@ def full_optimization():
 
 
 # The longest modules first (their test time on the 2-core CPU, 2026-12-03: 320, 230, 200, 150, 120, 115 s ...):
-# xdist's loadfile hands modules out in collection order, so a long one collected last would run alone at the
-# end while the other worker idles.
+# xdist's loadfile hands modules out in collection order (with --no-loadscope-reorder, pyproject.toml; its
+# default order, most tests first, put the learning modules last), so a long one collected last would run
+# alone at the end while the other worker idles.
 LONGEST_FIRST = (
     "test_learning_control.py",
     "test_learning_bandit.py",
