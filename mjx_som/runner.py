@@ -401,7 +401,7 @@ def run(config: RunConfig, env=None) -> TrainResult:
             if session.interrupted:
                 break
         session.save_checkpoint()
-    return session.finish()
+        return session.finish()  # inside: a second Ctrl-C must not break summary.json either
 
 
 def make_trainer(config: RunConfig, env, mesh=None) -> Trainer:

@@ -162,9 +162,15 @@ def test_sigint_writes_checkpoint_summary_and_resume_hint(tmp_path):
     )
     _wait_for(os.path.join(run_dir, "metrics.jsonl"), proc)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not break the checkpoint
+    before = []  # stderr up to the acknowledgement of the first signal
+    while not (before and before[-1].startswith("SIGINT: stopping after the current chunk")):
+        before.append(proc.stderr.readline())
+        assert before[-1] != "", "".join(before)  # end of stream: the run exited without acknowledging
+    # an impatient second Ctrl-C, sent once the first is acknowledged (the run then still has its chunk, its
+    # checkpoint and summary.json ahead), must not break either
+    proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    err = "".join(before) + err
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert "already stopping" in err
     assert not any("tmp" in name for name in os.listdir(checkpoint_dir(run_dir)))
