@@ -505,6 +505,16 @@ def validate(config: RunConfig, env) -> None:
             "replay could never hold enough transitions for updates to start; raise --buffer-size or lower "
             "--learning-starts"
         )
+    if not 0.0 <= config.warmup_share < 1.0:
+        raise ValueError(f"--warmup-share must be in [0, 1), got {config.warmup_share}")
+    if config.warmup_share > 0 and config.learning_starts == 0:
+        raise ValueError(f"--warmup-share {config.warmup_share} needs warm-up data: --learning-starts is 0")
+    if config.warmup_share > 0 and config.buffer_size < config.run_steps:
+        raise ValueError(
+            f"--warmup-share {config.warmup_share} draws from the warm-up transitions all run, but --buffer-size "
+            f"{config.buffer_size} holds fewer than the run's {config.run_steps} env steps "
+            "and would overwrite them: raise --buffer-size or set --warmup-share 0"
+        )
     if config.learning_starts >= config.total_steps:
         raise ValueError(
             f"--learning-starts {config.learning_starts} is not below --total-steps {config.total_steps}: no "

@@ -81,16 +81,28 @@ def replay_insert(state: ReplayState, batch: Transition) -> ReplayState:
 
 
 def replay_sample(
-    state: ReplayState, key: jax.Array, batch_size: int, gamma: float, n_step: int = 1, stride: int = 1
+    state: ReplayState,
+    key: jax.Array,
+    batch_size: int,
+    gamma: float,
+    n_step: int = 1,
+    stride: int = 1,
+    oldest_draws: int = 0,
+    oldest_rows: int = 0,
 ) -> Transition:
     """batch_size n-step transitions whose first steps are drawn uniformly (with replacement) from the filled
-    rows. The buffer holds whole vector steps, so one environment's next transition is `stride` (num_envs)
+    rows; the first oldest_draws of them from the oldest_rows oldest rows only (the trainer's warm-up data).
+    The buffer holds whole vector steps, so one environment's next transition is `stride` (num_envs)
     rows later. Each return sums gamma^k r_k along them and stops after n_step steps, at the end of an
     episode (termination or truncation: next_obs is then that step's true final observation) or at the newest
     row; `discount` is gamma^m for the m steps taken and `terminated` is the last step's."""
     capacity = state.capacity
     size = jnp.maximum(state.size, 1)
-    age = jax.random.randint(key, (batch_size,), 0, size)  # 0 = the oldest filled row
+    key_all, key_oldest = jax.random.split(key) if oldest_draws else (key, None)
+    age = jax.random.randint(key_all, (batch_size - oldest_draws,), 0, size)  # 0 = the oldest filled row
+    if oldest_draws:
+        oldest_age = jax.random.randint(key_oldest, (oldest_draws,), 0, jnp.minimum(size, oldest_rows))
+        age = jnp.concatenate([oldest_age, age])
     oldest = state.insert_pos - state.size
 
     def rows(k):

@@ -46,6 +46,10 @@ class TrainerConfig:
     """replay capacity in transitions"""
     learning_starts: int = 100_000
     """transitions collected with uniform random actions before updates begin"""
+    warmup_share: float = 0.0
+    """share of each batch drawn from those warm-up transitions (kept all run: needs buffer_size >= total_steps),
+    the rest uniformly from the whole replay: the critic keeps fitting actions the policy has stopped taking
+    (0 = every row alike)"""
     normalize_rewards: bool = True
     """divide rewards by the root-mean-square of the recently collected rewards before the critic sees them (and
     then multiply them by reward_scale): the current policy's rewards have a root-mean-square of reward_scale,
@@ -75,6 +79,11 @@ class TrainerConfig:
     @property
     def num_chunks(self) -> int:
         return max(1, math.ceil(self.total_steps / (self.num_envs * self.chunk_iterations)))
+
+    @property
+    def run_steps(self) -> int:
+        """env steps the run makes: total_steps rounded up to whole chunks"""
+        return self.num_chunks * self.chunk_iterations * self.num_envs
 
     @property
     def total_updates(self) -> int:
@@ -213,12 +222,22 @@ class Trainer:
         return self.config.reward_scale / reward_stats.rms()
 
     # ----- the training loop --------------------------------------------------------------------
+    @property
+    def warmup_draw(self) -> tuple[int, int]:
+        """(rows of each batch drawn from the warm-up transitions, how many warm-up rows there are): the
+        warm-up is whole vector steps, the first rows of a replay that never wraps (config validation)."""
+        cfg = self.config
+        warmup_rows = math.ceil(cfg.learning_starts / cfg.num_envs) * cfg.num_envs
+        return round(cfg.warmup_share * cfg.batch_size), warmup_rows
+
     def sample_batch(self, replay: ReplayState, normalizer, reward_factor, key) -> Transition:
         """One training batch as the agent sees it: n-step transitions (replay_sample) split along the
         mesh's data axis (each device computes its share of the update; the gradient mean becomes an
         all-reduce), observations normalised, rewards times reward_factor (scalar)."""
         cfg = self.config
-        batch = replay_sample(replay, key, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs)
+        batch = replay_sample(
+            replay, key, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs, *self.warmup_draw
+        )
         if self.mesh is not None:
             batch = jax.lax.with_sharding_constraint(batch, jax.tree.map(lambda _: split_leading(self.mesh), batch))
         return batch.replace(
