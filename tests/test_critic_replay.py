@@ -129,3 +129,15 @@ def test_replay_samples_uniformly_from_filled_rows():
     np.testing.assert_allclose(counts[:10] / 50_000, 0.1, atol=0.01)
     # rows stay aligned across fields
     np.testing.assert_array_equal(np.asarray(batch.obs[:, 0]), np.asarray(batch.reward))
+
+
+def test_replay_draws_a_set_share_from_the_oldest_rows():
+    """The trainer's warmup_share: the first oldest_draws rows of a batch come from the oldest_rows oldest rows
+    (uniformly), the rest from every filled row, after the buffer's start has moved on."""
+    state = replay_insert(replay_init(100, 1, 2), _rows(60, 0))
+    batch = replay_sample(state, jax.random.PRNGKey(0), 40_000, gamma=0.9, oldest_draws=30_000, oldest_rows=10)
+    drawn = np.asarray(batch.reward).astype(int)
+    np.testing.assert_allclose(np.bincount(drawn[:30_000], minlength=60)[:10] / 30_000, 0.1, atol=0.01)
+    assert drawn[:30_000].max() == 9
+    np.testing.assert_allclose(np.bincount(drawn[30_000:], minlength=60) / 10_000, 1 / 60, atol=0.006)
+    np.testing.assert_array_equal(np.asarray(batch.obs[:, 0]), drawn)

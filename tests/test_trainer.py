@@ -115,3 +115,31 @@ def test_normalized_rewards_make_training_independent_of_the_reward_units():
     raw, raw_big = chunk_metrics(1.0, False), chunk_metrics(128.0, False)
     assert abs(raw_big["train/q_mean"]) > 4 * abs(raw["train/q_mean"])  # Q in the reward's units
     assert raw_big["train/critic_loss"] > 128 * raw["train/critic_loss"]  # far from fitted at x128
+
+
+def test_warmup_share_draws_that_share_of_each_batch_from_the_warm_up_rows():
+    """warmup_share 0.25, learning_starts 5 with 2 envs: the warm-up is 3 vector steps (rows 0-5); a quarter of
+    each batch comes from them, the rest from all 40 rows."""
+    config = apply_overrides(
+        RunConfig(env="Counter", normalize_obs=False, normalize_rewards=False, reward_scale=1.0),
+        dict(
+            num_envs=2,
+            total_steps=40,
+            log_every=40,
+            batch_size=4000,
+            buffer_size=64,
+            learning_starts=5,
+            warmup_share=0.25,
+            som=dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=2),
+        ),
+    )
+    trainer = Trainer(Counter(), make_agent("som", config.som, EnvSpec(1, 1, 1)), config, eval_episodes=2)
+    assert trainer.warmup_draw == (1000, 6)
+    replay = trainer.init(jax.random.PRNGKey(0)).replay
+    index = jnp.arange(40, dtype=jnp.float32)
+    data = replay.data.replace(reward=replay.data.reward.at[:40].set(index), done=jnp.ones_like(replay.data.done))
+    replay = replay.replace(data=data, size=jnp.asarray(40), insert_pos=jnp.asarray(40))
+    rewards = np.asarray(trainer.sample_batch(replay, None, 1.0, jax.random.PRNGKey(1)).reward).astype(int)
+    np.testing.assert_allclose(np.bincount(rewards[:1000], minlength=40)[:6] / 1000, 1 / 6, atol=0.04)
+    assert rewards[:1000].max() == 5
+    assert rewards[1000:].max() > 30 and np.mean(rewards[1000:] < 6) < 0.25
