@@ -6,12 +6,14 @@ resume and load are built on it.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import glob
 import json
 import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,7 +28,7 @@ from envs.bandits import Bandit
 from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import RunConfig, check_resume, config_to_dict, validate
+from mjx_som.config import RunConfig, check_resume, config_to_dict, load_config, validate
 from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
 from mjx_som.plotting import plot_bandit_transport, plot_returns
 from mjx_som.sharding import device_name, host_value, make_mesh, per_device_bytes, replicated
@@ -42,7 +44,10 @@ RUN_FILES = (
     "checkpoints",
     "corrupt_checkpoints",
     "wandb",
+    "videos",
+    "transport",
 )
+LOCK_FILE = "run.lock"  # held (flock) by the run writing the folder, for its whole life; never removed
 
 
 def _truncate_metrics(run_dir: str, env_steps: int) -> list[dict]:
@@ -61,15 +66,25 @@ NO_UPDATES = "no gradient update was made: the policy is the initial one (see --
 
 def _check_run_dir(run_dir: str, resuming: bool, overwrite: bool) -> None:
     """A ValueError unless run_dir can take this run's files: a folder (or nothing yet) that is writable, and
-    empty unless the run resumes it or --overwrite replaces its run files."""
+    empty unless the run resumes it or --overwrite replaces its run files, which it does only in a folder
+    that holds a run of this package (a config.json it can read)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"--run-dir {run_dir!r} is a file, not a folder")
     existing = os.path.isdir(run_dir)
-    if existing and not resuming and not overwrite and os.listdir(run_dir):
+    used = existing and bool(set(os.listdir(run_dir)) - {LOCK_FILE})
+    if used and not resuming and not overwrite:
         raise ValueError(
             f"--run-dir {run_dir!r} is not empty: continue that run with --resume {run_dir}, choose another "
             "--run-dir, or pass --overwrite to replace its run files"
         )
+    if used and overwrite and not resuming:
+        try:
+            load_config(run_dir, "--overwrite")
+        except Exception as e:  # not a config.json of ours: JSON errors, unknown or missing settings
+            raise ValueError(
+                f"--overwrite: --run-dir {run_dir!r} is not a run of this package ({e}); nothing was deleted: "
+                "choose another --run-dir"
+            ) from e
     parent = run_dir if existing else os.path.dirname(os.path.abspath(run_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -85,6 +100,35 @@ def _remove_run_files(run_dir: str) -> None:
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.remove(path)
+
+
+class RunDirLock:
+    """An exclusive lock on run_dir/run.lock (flock) for the life of a run, so that two runs never write one
+    folder: the second gets a ValueError naming the process that holds it. Made before any file of the run is
+    written; the folder is created if need be. release() (or the process's end) frees it."""
+
+    def __init__(self, run_dir: str):
+        os.makedirs(run_dir, exist_ok=True)
+        self.file = open(os.path.join(run_dir, LOCK_FILE), "a+")  # noqa: SIM115 (held for the run's life)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise ValueError(
+                f"--run-dir {run_dir!r} is in use by another run ({holder}): wait for it to end or choose another "
+                "--run-dir"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
 
 
 class NonFiniteUpdates(RuntimeError):
@@ -178,6 +222,24 @@ class _Session:
         self.mesh = make_mesh(config.devices)
         self.trainer = make_trainer(config, env, self.mesh)
         check_memory(self.trainer, self.mesh.size)  # before anything is allocated or written
+        self.lock = RunDirLock(self.run_dir) if self.is_main else None
+        try:
+            self._start()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Frees the run folder's lock (the run has ended or failed)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _start(self) -> None:
+        """With the folder locked: its check again (a run that ended meanwhile may have filled it), config.json,
+        the state (new or restored), the logger and the host-side counters."""
+        config = self.config
+        if self.is_main:
+            _check_run_dir(self.run_dir, self.resuming, config.overwrite)
         if not self.resuming and self.is_main:
             self._write_config()
         self.checkpointer = Checkpointer(self.run_dir, config.keep_checkpoints)
@@ -205,8 +267,9 @@ class _Session:
         self.checkpoint_every = config.checkpoint_every or math.inf
         self.next_checkpoint = (self.env_steps // self.checkpoint_every + 1) * self.checkpoint_every
         self.stop: _StopRequest | None = None  # set by run() while the loop runs
-        self.videos = VideoRecorder(self.run_dir, env, config.video_every if self.is_main else 0, config.video_size)
-        self.bandit_pictures = self.is_main and isinstance(env, Bandit) and env.modes is not None
+        video_every = config.video_every if self.is_main else 0
+        self.videos = VideoRecorder(self.run_dir, self.env, video_every, config.video_size)
+        self.bandit_pictures = self.is_main and isinstance(self.env, Bandit) and self.env.modes is not None
         self._coverage_step, self._coverage, self._pictures = None, None, {}
 
     @property
@@ -391,17 +454,20 @@ def run(config: RunConfig, env=None) -> TrainResult:
     validate(config, env)
     session = _Session(config, env)
     total = config.num_chunks * session.steps_per_chunk
-    with _StopRequest() as session.stop, Progress(total, config.progress) as progress:
-        progress.update(session.env_steps, None, session.last_return)
-        for chunk in range(session.env_steps // session.steps_per_chunk, config.num_chunks):
-            record = session.train_chunk(last=chunk == config.num_chunks - 1)
-            progress.update(session.env_steps, record["train/env_steps_per_s"], session.last_return)
-            session.check_finite()
-            session.checkpoint_if_due()
-            if session.interrupted:
-                break
-        session.save_checkpoint()
-        return session.finish()  # inside: a second Ctrl-C must not break summary.json either
+    try:
+        with _StopRequest() as session.stop, Progress(total, config.progress) as progress:
+            progress.update(session.env_steps, None, session.last_return)
+            for chunk in range(session.env_steps // session.steps_per_chunk, config.num_chunks):
+                record = session.train_chunk(last=chunk == config.num_chunks - 1)
+                progress.update(session.env_steps, record["train/env_steps_per_s"], session.last_return)
+                session.check_finite()
+                session.checkpoint_if_due()
+                if session.interrupted:
+                    break
+            session.save_checkpoint()
+            return session.finish()  # inside: a second Ctrl-C must not break summary.json either
+    finally:
+        session.release()
 
 
 def make_trainer(config: RunConfig, env, mesh=None) -> Trainer:

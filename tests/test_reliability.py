@@ -22,6 +22,7 @@ from mjx_som.agents import EnvSpec, make_agent
 from mjx_som.api import make_trainer
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import load_config, to_flags
+from mjx_som.runner import LOCK_FILE, RunDirLock
 from mjx_som.trainer import all_finite
 
 TINY = {**TINY, "total_steps": 1_600, "checkpoint_every": 800}
@@ -245,13 +246,47 @@ def test_a_used_run_directory_is_refused_and_overwrite_keeps_other_files(straigh
     shutil.copytree(straight_run.run_dir, reused)
     with open(os.path.join(reused, "notes.txt"), "w") as f:
         f.write("mine")
+    for stale in ("videos/99.mp4", "transport/99.png"):  # the old run's media go with it
+        os.makedirs(os.path.dirname(os.path.join(reused, stale)), exist_ok=True)
+        open(os.path.join(reused, stale), "w").close()  # noqa: SIM115
     mjx_som.train("bandit/eight_gaussians", run_dir=reused, overwrite=True, **TINY)
     assert open(os.path.join(reused, "notes.txt")).read() == "mine"  # noqa: SIM115
+    assert not os.path.exists(os.path.join(reused, "videos"))
+    transport = sorted(os.listdir(os.path.join(reused, "transport")))
+    assert transport == sorted(os.listdir(os.path.join(straight_run.run_dir, "transport"))) and "99.png" not in transport
     assert _metrics(reused) == _metrics(straight_run.run_dir)  # one run's records, not two runs' mixed
     file_dir = tmp_path / "a_file"
     file_dir.write_text("x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         mjx_som.train("bandit/eight_gaussians", run_dir=str(file_dir), **TINY)
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_of_ours(tmp_path):
+    """A user's folder with a config.json and checkpoints/ of its own: --overwrite deletes nothing."""
+    mine = tmp_path / "mine"
+    os.makedirs(mine / "checkpoints")
+    (mine / "config.json").write_text('{"mine": 1}')
+    (mine / "checkpoints" / "model.pt").write_text("x")
+    with pytest.raises(ValueError, match=r"--overwrite: --run-dir .*mine' is not a run of this package .*nothing was"):
+        mjx_som.train("bandit/eight_gaussians", run_dir=str(mine), overwrite=True, **TINY)
+    assert (mine / "config.json").read_text() == '{"mine": 1}' and (mine / "checkpoints" / "model.pt").exists()
+    os.remove(mine / "config.json")  # no config.json at all: not ours either
+    with pytest.raises(ValueError, match="no config.json there"):
+        mjx_som.train("bandit/eight_gaussians", run_dir=str(mine), overwrite=True, **TINY)
+    assert (mine / "checkpoints" / "model.pt").exists()
+
+
+def test_a_folder_in_use_by_another_run_is_refused(tmp_path):
+    """While a run holds its folder's lock, a second run on that folder stops before writing anything."""
+    folder = str(tmp_path / "busy")
+    lock = RunDirLock(folder)
+    try:
+        with pytest.raises(ValueError, match=rf"--run-dir .*busy' is in use by another run \(process {os.getpid()} on"):
+            mjx_som.train("bandit/eight_gaussians", run_dir=folder, **TINY)
+        assert os.listdir(folder) == [LOCK_FILE]
+    finally:
+        lock.release()
+    RunDirLock(folder).release()  # the refused run holds nothing (runs that end let go: the resume tests)
 
 
 def _corrupt_latest(run_dir) -> str:
