@@ -13,11 +13,13 @@ leaves in flattening order (orbax cannot store zero-size arrays, which MJX state
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = "checkpoints"
@@ -30,6 +32,24 @@ def checkpoint_dir(run_dir: str) -> str:
 def _non_empty_leaves(tree) -> dict:
     """{leaf index: leaf} for the leaves of tree with at least one element."""
     return {str(i): leaf for i, leaf in enumerate(jax.tree.leaves(tree)) if leaf.size > 0}
+
+
+def state_digest(state) -> str | None:
+    """A BLAKE2b digest of the state's non-empty leaves (shapes, dtypes and bytes, in flattening order), stored
+    in each checkpoint's meta and checked on restore, so that a checkpoint whose bytes changed on disk is not
+    restored silently. None when a leaf is not wholly on this process (multi-host runs: not checked)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for index, leaf in _non_empty_leaves(state).items():
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return None
+        array = np.ascontiguousarray(jax.device_get(leaf))
+        digest.update(f"{index}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint read back with other bytes than were written (its digest differs)."""
 
 
 class Checkpointer:
@@ -57,6 +77,7 @@ class Checkpointer:
         step = int(meta["env_steps"])
         if step in self.manager.all_steps():
             return
+        meta = {**meta, "digest": state_digest(state)}
         args = ocp.args.Composite(state=ocp.args.StandardSave(_non_empty_leaves(state)), meta=ocp.args.JsonSave(meta))
         self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()
@@ -72,11 +93,16 @@ class Checkpointer:
         restored = self.manager.restore(step, args=args)
         leaves = [restored.state.get(str(i), None) for i in range(len(abstract_leaves))]
         leaves = [jnp.zeros(a.shape, a.dtype) if x is None else x for x, a in zip(leaves, abstract_leaves, strict=True)]
-        return jax.tree.unflatten(treedef, leaves), restored.meta
+        state, meta = jax.tree.unflatten(treedef, leaves), dict(restored.meta)
+        written = meta.pop("digest", None)  # None: written before digests, or by a multi-host run
+        if written is not None and state_digest(state) not in (None, written):
+            raise CorruptCheckpoint(f"its contents differ from what was written (digest {written})")
+        return state, meta
 
     def restore_intact(self, abstract_state, step: int | None = None, caller: str = "--resume"):
-        """restore() of `step`, or with step None of the newest checkpoint that reads back whole: a corrupt one
-        (e.g. a file truncated by a full disk) is skipped with a warning naming it. A ValueError naming caller
+        """restore() of `step`, or with step None of the newest checkpoint that reads back whole and unchanged: a
+        corrupt one (a file truncated by a full disk, bytes changed on disk: the digest) is skipped with a warning
+        naming it and set aside. A ValueError naming caller
         when `step` is not there or is corrupt, or when no checkpoint is intact."""
         steps = sorted(self.manager.all_steps(), reverse=True)
         if step is not None and step not in steps:

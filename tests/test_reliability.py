@@ -253,7 +253,9 @@ def test_a_used_run_directory_is_refused_and_overwrite_keeps_other_files(straigh
     assert open(os.path.join(reused, "notes.txt")).read() == "mine"  # noqa: SIM115
     assert not os.path.exists(os.path.join(reused, "videos"))
     transport = sorted(os.listdir(os.path.join(reused, "transport")))
-    assert transport == sorted(os.listdir(os.path.join(straight_run.run_dir, "transport"))) and "99.png" not in transport
+    assert (
+        transport == sorted(os.listdir(os.path.join(straight_run.run_dir, "transport"))) and "99.png" not in transport
+    )
     assert _metrics(reused) == _metrics(straight_run.run_dir)  # one run's records, not two runs' mixed
     file_dir = tmp_path / "a_file"
     file_dir.write_text("x")
@@ -289,20 +291,33 @@ def test_a_folder_in_use_by_another_run_is_refused(tmp_path):
     RunDirLock(folder).release()  # the refused run holds nothing (runs that end let go: the resume tests)
 
 
-def _corrupt_latest(run_dir) -> str:
-    """Truncates the largest file of the latest checkpoint (as a full disk would); returns that checkpoint."""
+def _corrupt_latest(run_dir, how: str = "truncate") -> str:
+    """Damages the latest checkpoint: truncates its largest file (as a full disk would), or ("garble") overwrites
+    256 bytes in the middle of its largest array-data file with random bytes, same size (a bad disk or copy:
+    orbax reads that back without complaint, as wrong numbers); returns that checkpoint."""
     latest = os.path.join(checkpoint_dir(run_dir), str(Checkpointer(run_dir, read_only=True).latest_step()))
     files = [os.path.join(d, n) for d, _, names in os.walk(latest) for n in names]
+    if how == "garble":
+        files = [f for f in files if f"{os.sep}ocdbt.process_0{os.sep}d{os.sep}" in f]
     biggest = max(files, key=os.path.getsize)
+    size = os.path.getsize(biggest)
     with open(biggest, "r+b") as f:
-        f.truncate(os.path.getsize(biggest) // 3)
+        if how == "truncate":
+            f.truncate(size // 3)
+        else:
+            f.seek(size // 2 - 128)
+            f.write(np.random.default_rng(0).bytes(256))
+    assert how == "truncate" or os.path.getsize(biggest) == size
     return latest
 
 
-def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path):
+@pytest.mark.parametrize("how", ["truncate", "garble"])
+def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path, how):
     copy = str(tmp_path / "corrupt")
     shutil.copytree(straight_run.run_dir, copy)
-    bad = _corrupt_latest(copy)
+    bad = _corrupt_latest(copy, how)
+    with pytest.warns(UserWarning, match=f"checkpoint {bad} cannot be read"):  # load (eval.py) falls back too
+        assert mjx_som.load(copy).env_steps == 800
     with pytest.raises(ValueError, match=r"--resume: no intact checkpoint .*unreadable: .*/1600"):
         api.run(dataclasses.replace(load_config(copy), resume=copy, resume_step=1600))
     with pytest.warns(UserWarning, match=f"checkpoint {bad} cannot be read"):
