@@ -450,6 +450,9 @@ def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto
     return parse_run_flags(resolve_config(env, algo, preset=preset), flags_for_algo(list(flags), algo))
 
 
+MAX_N_STEP = 100  # replay_sample unrolls one gather per step of the return
+
+
 def validate(config: RunConfig, env) -> None:
     """Every check that can fail before compiling, with the flag, the value and what is allowed."""
     agents.config_class(config.algo)
@@ -504,6 +507,13 @@ def validate(config: RunConfig, env) -> None:
             f"--buffer-size {config.buffer_size} is smaller than --learning-starts {config.learning_starts}: the "
             "replay could never hold enough transitions for updates to start; raise --buffer-size or lower "
             "--learning-starts"
+        )
+    if config.n_step > MAX_N_STEP:
+        raise ValueError(f"--n-step must be in [1, {MAX_N_STEP}], got {config.n_step}")
+    if config.batch_size > config.buffer_size:
+        raise ValueError(
+            f"--batch-size {config.batch_size} is larger than --buffer-size {config.buffer_size}: each batch would "
+            "repeat the replay's transitions; lower --batch-size or raise --buffer-size"
         )
     if not 0.0 <= config.warmup_share < 1.0:
         raise ValueError(f"--warmup-share must be in [0, 1), got {config.warmup_share}")

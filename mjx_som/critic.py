@@ -3,6 +3,7 @@ shared by every agent (docs/algorithm.md)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_som.networks import TwinCritic
+from mjx_som.networks import ACTIVATIONS, TwinCritic
 from mjx_som.replay import Transition
 
 
@@ -31,6 +32,24 @@ class CriticConfig:
     """Polyak rate of the target critics"""
     activation: str = "mish"
     """hidden activation of every network: mish, relu or silu"""
+
+    def validate(self) -> None:
+        """The checks every algorithm shares: rates finite and positive, gamma in [0, 1], tau in (0, 1], every
+        network's hidden widths >= 1 (actor_hidden too, where the algorithm has one), a known activation."""
+        for name in ("critic_lr", "actor_lr", "actor_lr_final", "alpha_lr"):
+            value = getattr(self, name, 1.0)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        for name in ("critic_hidden", "actor_hidden"):
+            widths = tuple(getattr(self, name, (1,)))
+            if not widths or min(widths) < 1:
+                raise ValueError(f"{name} must be one or more layer widths >= 1, got {widths}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
 
 
 # next_action_fn(next_obs [B, O]) -> (next_action [B, A], bonus [B] or scalar, e.g. SAC's -alpha log pi)

@@ -17,6 +17,7 @@ Observations reaching an agent are already normalised by the trainer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -77,15 +78,15 @@ class GenerativeActorConfig(CriticConfig):
     actions: after each actor step ema_params <- ema * ema_params + (1 - ema) * params; 0 = the raw weights"""
 
     def validate(self) -> None:
+        CriticConfig.validate(self)
+        if not (math.isfinite(self.explore_noise) and self.explore_noise >= 0):
+            raise ValueError(f"explore_noise must be a finite number >= 0, got {self.explore_noise}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
         if getattr(self, "target_candidates", 0) < 0:
             raise ValueError(f"target_candidates must be >= 0 (0 = num_candidates), got {self.target_candidates}")
-        for name in ("actor_lr", "critic_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
     def actor_optimizer(self, total_updates: int) -> optax.GradientTransformation:
         """Adam with the learning rate decaying from actor_lr to actor_lr_final over the run (cosine)."""

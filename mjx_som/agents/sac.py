@@ -5,6 +5,7 @@ Greedy action: tanh(mean).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax
@@ -36,9 +37,9 @@ class SACConfig(CriticConfig):
     """target entropy per action dimension (nats)"""
 
     def validate(self) -> None:
-        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        CriticConfig.validate(self)
+        if not (math.isfinite(self.init_alpha) and self.init_alpha > 0):
+            raise ValueError(f"init_alpha must be a finite number > 0, got {self.init_alpha}")
 
 
 @struct.dataclass
