@@ -93,6 +93,7 @@ class RunLogger:
                         stacklevel=2,
                     )
                     self.wandb_mode = "offline"
+                    wandb.teardown()  # the failed online run keeps its id "in use" in W&B's service otherwise
                     self.wandb_run = init(mode="offline")
             except Exception as e:  # noqa: BLE001 — W&B must never stop training
                 self._wandb_failed(e)

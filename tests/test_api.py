@@ -151,6 +151,26 @@ def test_wandb_defaults_to_offline_without_a_key(monkeypatch, tmp_path):
         resolve_wandb_mode("cloud")
 
 
+def test_real_wandb_with_a_key_and_no_server_falls_back_offline(monkeypatch, tmp_path):
+    """The real wandb (no stand-in): a key, and a server that refuses connections. The online init fails, the
+    offline one takes over under the same run id (wandb sync uploads it later), and W&B stays on."""
+    from mjx_som import logging as run_logging
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setattr(run_logging, "WANDB_INIT_TIMEOUT_S", 4)
+    with pytest.warns(UserWarning) as caught:
+        logger = run_logging.RunLogger(str(tmp_path), {"seed": 0}, "online", "mjx-som-test", "t", "feed1234")
+        logger.log({"env_steps": 400, "eval/episode_return": 1.0})
+        logger.finish({"finished": True})
+    messages = [str(w.message) for w in caught]
+    assert any("W&B online init failed" in m for m in messages), messages
+    assert not any("W&B disabled" in m for m in messages), messages
+    assert logger.wandb_mode == "offline" and logger.wandb_run is not None
+    offline = [n for n in os.listdir(tmp_path / "wandb") if n.startswith("offline-run-") and n.endswith("-feed1234")]
+    assert len(offline) == 1 and any(n.endswith(".wandb") for n in os.listdir(tmp_path / "wandb" / offline[0]))
+
+
 def test_wandb_failure_never_stops_training(monkeypatch, tmp_path):
     import wandb
 
