@@ -82,6 +82,10 @@ class Checkpointer:
         self.manager.save(step, args=args, force=True)
         self.manager.wait_until_finished()
 
+    def read_meta(self, step: int) -> dict:
+        """The host-side record of the checkpoint at `step` alone (no arrays read)."""
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
     def restore(self, abstract_state, step: int | None = None):
         """(state, meta) of the given or latest step; abstract_state: the TrainState's shapes and
         dtypes (the trainer's abstract_state)."""

@@ -584,22 +584,48 @@ def to_run_config(config: RunConfig) -> RunConfig:
     return RunConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)})
 
 
-def config_from_dict(values: dict, cls=RunConfig):
-    """A config dataclass from its config.json dict (nested algorithm configs, lists as tuples)."""
+def config_from_dict(values: dict, cls=RunConfig, block: str = ""):
+    """A config dataclass from its config.json dict (nested algorithm configs, lists as tuples); a ValueError
+    naming the setting (block.name inside an algorithm's block) whose value has the wrong type."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise ValueError(f"config.json has settings this version does not know: {sorted(unknown)}")
+        raise ValueError(f"settings this version does not know: {sorted(block + n for n in unknown)}")
     defaults = cls()
     kwargs = {}
     for name, value in values.items():
         default = getattr(defaults, name)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = config_from_dict(value, type(default))
+            value = config_from_dict(value, type(default), f"{name}.")
         elif isinstance(value, list):
             value = tuple(value)
+        _check_type(block + name, value, default, str(fields[name].type))
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _check_type(name: str, value, default, annotation: str) -> None:
+    """A ValueError unless value has the type of the setting's default (a hand-edited config.json): ints for
+    ints, numbers for floats, true/false for bools, text for text, a list of the tuple's items, a block for an
+    algorithm's settings."""
+    if dataclasses.is_dataclass(default):
+        ok, expected = dataclasses.is_dataclass(value), "a block of settings {...}"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, expected = isinstance(value, str), "text"
+    elif isinstance(default, tuple):
+        item = str if "str" in annotation else int
+        ok = isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+        expected = f"a list of {'text' if item is str else 'whole numbers'}"
+    else:
+        return
+    if not ok:
+        raise ValueError(f"setting {name!r} is {value!r}; expected {expected}")
 
 
 # Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the
@@ -655,9 +681,15 @@ def load_config(run_dir: str, caller: str = "--resume") -> RunConfig:
         raise ValueError(f"{caller} {run_dir!r}: no config.json there, so it is not a run directory")
     try:
         with open(path) as f:
-            return config_from_dict(_upgrade(json.load(f)))
+            values = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{caller} {run_dir!r}: {path} is not valid JSON ({e})") from e
+    if not isinstance(values, dict):
+        raise ValueError(f"{caller} {run_dir!r}: {path} is not a run's config (a JSON object of settings)")
+    try:
+        return config_from_dict(_upgrade(values))
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{caller} {run_dir!r}: {path}: {e}") from e
 
 
 # Settings a resumed run may change: they do not affect what is computed (run_dir becomes --resume).

@@ -28,7 +28,15 @@ from envs.bandits import Bandit
 from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import RunConfig, check_resume, config_to_dict, load_config, validate
+from mjx_som.config import (
+    RESUME_MAY_CHANGE,
+    RunConfig,
+    check_resume,
+    config_to_dict,
+    flatten_config,
+    load_config,
+    validate,
+)
 from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
 from mjx_som.plotting import plot_bandit_transport, plot_returns
 from mjx_som.sharding import device_name, host_value, make_mesh, per_device_bytes, replicated
@@ -286,6 +294,7 @@ class _Session:
     def _restore(self) -> None:
         """The state and counters of the latest intact checkpoint (or --resume-step's); metrics.jsonl cut back
         to it."""
+        self._check_config_json()
         state, meta = self.checkpointer.restore_intact(self.trainer.abstract_state, self.config.resume_step or None)
         self.state = self.trainer.place(state)
         records = _truncate_metrics(self.run_dir, meta["env_steps"]) if self.is_main else []
@@ -296,6 +305,28 @@ class _Session:
         self.wandb_run_id, self.walltime_before = meta["wandb_run_id"], meta["walltime_s"]
         self.updates = int(meta.get("updates", 0))
         print(f"resuming {self.run_dir} from env step {meta['env_steps']}", file=sys.stderr)
+
+    def _check_config_json(self) -> None:
+        """A ValueError naming config.json and the settings that differ when the run's config.json (the config
+        resumed) is not the one its latest checkpoint was written with: a hand-edited file would otherwise
+        give a state of other shapes, and every checkpoint would look unreadable."""
+        step = self.config.resume_step or self.checkpointer.latest_step()
+        try:
+            written = self.checkpointer.read_meta(step).get("config")
+        except Exception:  # noqa: BLE001 — an unreadable record: restore_intact names it
+            return
+        if written is None:  # checkpoints from before 2026-12-03 do not carry it
+            return
+        now, then = flatten_config(self.config_dict), flatten_config(written)
+        differ = [
+            k for k in sorted(now.keys() | then.keys()) if k not in RESUME_MAY_CHANGE and now.get(k) != then.get(k)
+        ]
+        if differ:
+            changes = "; ".join(f"{k} {now.get(k)!r} (the checkpoints have {then.get(k)!r})" for k in differ)
+            raise ValueError(
+                f"--resume {self.run_dir!r}: {os.path.join(self.run_dir, 'config.json')} differs from the config the "
+                f"run's checkpoints were written with: {changes}; restore those values in config.json"
+            )
 
     def walltime(self) -> float:
         return self.walltime_before + time.perf_counter() - self.start
@@ -394,6 +425,7 @@ class _Session:
             "walltime_s": self.walltime(),
             "wandb_run_id": self.wandb_run_id,
             "updates": self.updates,
+            "config": self.config_dict,  # what the state's shapes follow: resume checks config.json against it
         }
         self.checkpointer.save(self.state, meta)
 

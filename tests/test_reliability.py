@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -327,6 +328,35 @@ def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path, how
     (a, _), (b, _) = _final_state(straight_run.run_dir, config), _final_state(copy, config)
     assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
     assert result.summary["env_steps"] == 1600
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        ({"num_envs": "abc"}, "setting 'num_envs' is 'abc'; expected a whole number"),
+        ({"num_envs": [8]}, r"setting 'num_envs' is \(8,\); expected a whole number"),
+        ({"som": {"actor_hidden": "wide"}}, "setting 'som.actor_hidden' is 'wide'; expected a list of whole numbers"),
+        ({"som": {"actor_lr": None}}, "setting 'som.actor_lr' is None; expected a number"),
+        (
+            {"num_envs": 16},
+            r"config.json differs from the config the run's checkpoints were written with: num_envs 16 ",
+        ),
+    ],
+)
+def test_a_hand_edited_config_json_is_named_before_anything_runs(straight_run, tmp_path, edit, message):
+    copy = str(tmp_path / "edited")
+    shutil.copytree(straight_run.run_dir, copy)
+    path = os.path.join(copy, "config.json")
+    with open(path) as f:
+        values = json.load(f)
+    for name, value in edit.items():
+        values[name] = {**values[name], **value} if isinstance(value, dict) else value
+    with open(path, "w") as f:
+        json.dump(values, f)
+    before = sorted(os.listdir(copy))
+    with pytest.raises(ValueError, match=rf"{re.escape(path)}.*{message}" if "differs" not in message else message):
+        mjx_som.resume(copy)
+    assert sorted(os.listdir(copy)) == before  # nothing set aside as corrupt, nothing written
 
 
 def test_load_names_itself_in_its_errors(straight_run, tmp_path):
