@@ -10,7 +10,8 @@ Defaults come from the environment's preset for this machine (mjx_som.config.PRE
 accelerator|cpu|none picks another), so pass --env first to see its defaults in --help; with --resume
 they come from the run's config.json.
 Ctrl-C (or SIGTERM) finishes the current chunk, writes a checkpoint and summary.json and
-exits with status 130; a run stopped by non-finite updates exits with status 3.
+exits with status 130; a run stopped by non-finite updates exits with status 3, one that could not write a
+checkpoint (a full disk) with status 4; bad input exits with status 2 before anything is compiled.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except api.NonFiniteUpdates as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except api.CheckpointWriteFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
     summary = result.summary
     if summary["interrupted"]:
         print(

@@ -7,6 +7,24 @@ run = mjx_som.load(result.run_dir)  # the trained state, agent and policy, for a
 """
 
 import envs  # noqa: F401  (silences mujoco.mjx's optional-Warp message before anything imports it)
-from mjx_som.api import LoadedRun, NonFiniteUpdates, RunConfig, TrainResult, load, resume, train
+from mjx_som.api import (
+    CheckpointWriteFailed,
+    LoadedRun,
+    NonFiniteUpdates,
+    RunConfig,
+    TrainResult,
+    load,
+    resume,
+    train,
+)
 
-__all__ = ["LoadedRun", "NonFiniteUpdates", "RunConfig", "TrainResult", "load", "resume", "train"]
+__all__ = [
+    "CheckpointWriteFailed",
+    "LoadedRun",
+    "NonFiniteUpdates",
+    "RunConfig",
+    "TrainResult",
+    "load",
+    "resume",
+    "train",
+]

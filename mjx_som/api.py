@@ -17,7 +17,7 @@ import jax
 from mjx_som import agents
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import RunConfig, default_config, load_config, resolve_config
-from mjx_som.runner import NonFiniteUpdates, TrainResult, greedy_policy, make_trainer, run
+from mjx_som.runner import CheckpointWriteFailed, NonFiniteUpdates, TrainResult, greedy_policy, make_trainer, run
 from mjx_som.trainer import Trainer
 
 
@@ -108,6 +108,7 @@ def load(run_dir: str, env=None, step: int | None = None) -> LoadedRun:
 
 __all__ = [
     "LoadedRun",
+    "CheckpointWriteFailed",
     "NonFiniteUpdates",
     "RunConfig",
     "TrainResult",

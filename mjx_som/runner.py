@@ -5,6 +5,7 @@ resume and load are built on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import glob
@@ -141,6 +142,10 @@ class RunDirLock:
 
 class NonFiniteUpdates(RuntimeError):
     """Raised when --max-consecutive-skips updates in a row were not finite."""
+
+
+class CheckpointWriteFailed(RuntimeError):
+    """Raised when a checkpoint could not be written (a full disk): summary.json names the last good one."""
 
 
 def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
@@ -401,18 +406,25 @@ class _Session:
         if not self.config.max_consecutive_skips or skips < self.config.max_consecutive_skips:
             return
         skipped = int(host_value(self.state.skipped_updates))
-        last = self.checkpointer.latest_step()
-        where = f"{checkpoint_dir(self.run_dir)}/{last}" if last is not None else "none was written"
+        where = self._last_good()
         if self.updates == 0:
             where += " (no update was ever finite: it holds the initial, never-updated parameters)"
         message = (
             f"{skips} consecutive non-finite updates by env step {self.env_steps} (--max-consecutive-skips "
             f"{self.config.max_consecutive_skips}): the loss, gradients or parameters became NaN/inf; "
-            f"{skipped} updates were skipped in all. Last good checkpoint: {where}"
+            f"{skipped} updates were skipped in all. {where}"
         )
         self.logger.finish(self.write_summary(stopped=message))
         self.checkpointer.close()
         raise NonFiniteUpdates(message)
+
+    def _last_good(self) -> str:
+        """Where the last written checkpoint is and how to resume from it, or that there is none."""
+        last = self.checkpointer.latest_step()
+        if last is None:
+            return "No checkpoint was written yet."
+        where = f"{checkpoint_dir(self.run_dir)}/{last}"
+        return f"The last good checkpoint: {where} (python launch/run.py --resume {self.run_dir})"
 
     def checkpoint_if_due(self) -> None:
         if self.env_steps >= self.next_checkpoint:
@@ -427,10 +439,21 @@ class _Session:
             "updates": self.updates,
             "config": self.config_dict,  # what the state's shapes follow: resume checks config.json against it
         }
-        self.checkpointer.save(self.state, meta)
+        try:
+            self.checkpointer.save(self.state, meta)
+        except Exception as e:  # noqa: BLE001 — orbax/TensorStore raise many kinds on a full or failing disk
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
+            message = (
+                f"could not write the checkpoint at env step {self.env_steps} into {checkpoint_dir(self.run_dir)} "
+                f"({reason}); is the disk full? {self._last_good()}"
+            )
+            with contextlib.suppress(Exception):  # summary.json is small: on a full disk it may still fit
+                self.logger.finish(self.write_summary(stopped=message))
+            raise CheckpointWriteFailed(message) from e
 
     def write_summary(self, **extra) -> dict:
         """summary.json's record (bandits: with the mode coverage), written by process 0."""
+        last = self.checkpointer.latest_step()
         out = {
             "env": self.config.env,
             "algo": self.config.algo,
@@ -443,7 +466,7 @@ class _Session:
             "interrupted": self.interrupted,
             "updates": self.updates,
             "skipped_updates": int(host_value(self.state.skipped_updates)),
-            "checkpoint": f"{checkpoint_dir(self.run_dir)}/{self.checkpointer.manager.latest_step()}",
+            "checkpoint": None if last is None else f"{checkpoint_dir(self.run_dir)}/{last}",
             **extra,
         }
         if self.updates == 0:

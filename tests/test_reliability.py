@@ -111,7 +111,9 @@ def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
     settings = {**TINY, "checkpoint_every": 400, "max_consecutive_skips": 50}
     with pytest.raises(mjx_som.NonFiniteUpdates, match=r"consecutive non-finite updates by env step 800") as err:
         mjx_som.train(_nan_bandit(-2.0), run_dir=run_dir, **settings)
-    assert f"Last good checkpoint: {checkpoint_dir(run_dir)}/400" in str(err.value)
+    assert f"last good checkpoint: {checkpoint_dir(run_dir)}/400 (python launch/run.py --resume {run_dir})" in str(
+        err.value
+    )
     # every update was non-finite from the first: the message and summary.json say so
     assert "it holds the initial, never-updated parameters" in str(err.value)
     with open(os.path.join(run_dir, "summary.json")) as f:
@@ -119,6 +121,26 @@ def test_repeated_nonfinite_updates_stop_the_run(tmp_path):
     assert (
         summary["updates"] == 0 and summary["stopped"] == str(err.value) and "no gradient update" in summary["warning"]
     )
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_path, monkeypatch):
+    """A full disk at the second checkpoint: the run stops with one message naming the step, the reason and the
+    last good checkpoint (in summary.json too), not a traceback counted as bad input."""
+    save = Checkpointer.save
+
+    def fill_up(self, state, meta):
+        if meta["env_steps"] > 400:
+            raise OSError(28, "No space left on device")
+        save(self, state, meta)
+
+    monkeypatch.setattr(Checkpointer, "save", fill_up)
+    run_dir = str(tmp_path / "full")
+    with pytest.raises(mjx_som.CheckpointWriteFailed, match="could not write the checkpoint at env step 800") as err:
+        mjx_som.train("bandit/eight_gaussians", run_dir=run_dir, **{**TINY, "checkpoint_every": 400})
+    assert "No space left on device" in str(err.value) and f"{checkpoint_dir(run_dir)}/400" in str(err.value)
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["stopped"] == str(err.value) and summary["checkpoint"] == f"{checkpoint_dir(run_dir)}/400"
 
 
 def _cli(args):
