@@ -510,11 +510,6 @@ def validate(config: RunConfig, env) -> None:
         )
     if config.n_step > MAX_N_STEP:
         raise ValueError(f"--n-step must be in [1, {MAX_N_STEP}], got {config.n_step}")
-    if config.batch_size > config.buffer_size:
-        raise ValueError(
-            f"--batch-size {config.batch_size} is larger than --buffer-size {config.buffer_size}: each batch would "
-            "repeat the replay's transitions; lower --batch-size or raise --buffer-size"
-        )
     if not 0.0 <= config.warmup_share < 1.0:
         raise ValueError(f"--warmup-share must be in [0, 1), got {config.warmup_share}")
     if config.warmup_share > 0 and config.learning_starts == 0:

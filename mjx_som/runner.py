@@ -155,15 +155,25 @@ def check_memory(trainer: Trainer, num_devices: int) -> dict[str, int]:
     abstract = trainer.abstract_state
     shardings = trainer.shardings or jax.tree.map(lambda _: replicated(make_mesh(1)), abstract)
     plan = per_device_bytes(abstract, shardings, num_devices)
+    plan["update_activations"] = update_activation_bytes(trainer, num_devices)
     limit, total = sharding.memory_limit_bytes(), sum(plan.values())
     if total > 0.8 * limit:
         parts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in plan.items())
         raise ValueError(
             f"the training state needs {total / 2**30:.2f} GiB per device ({parts}), more than 80% of the "
-            f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size or --num-envs, or use more "
-            f"--devices"
+            f"{limit / 2**30:.2f} GiB available on {device_name()}; lower --buffer-size, --num-envs or --batch-size, "
+            "or use more --devices"
         )
     return plan
+
+
+def update_activation_bytes(trainer: Trainer, num_devices: int) -> int:
+    """A lower bound on one update's activations per device: the batch's share times the candidates scored per
+    state (num_candidates, 1 without) times the widest hidden layer, float32, forward and backward."""
+    algo = trainer.agent.config
+    widest = max((*getattr(algo, "critic_hidden", (1,)), *getattr(algo, "actor_hidden", (1,))))
+    rows = trainer.config.batch_size // num_devices * max(1, getattr(algo, "num_candidates", 1))
+    return 2 * 4 * rows * widest
 
 
 @dataclass

@@ -264,7 +264,10 @@ BAD_INPUTS = [
         r"--som settings: actor_hidden must be one or more layer widths >= 1, got \(0,\)",
     ),
     (dict(n_step=100_000), r"--n-step must be in \[1, 100\], got 100000"),
-    (dict(batch_size=20_000_000), "--batch-size 20000000 is larger than --buffer-size 1000: each batch would repeat"),
+    (
+        dict(batch_size=400_000_000),
+        r"update_activations .* GiB\), more than 80% .* lower --buffer-size, --num-envs or --batch",
+    ),
     (dict(warmup_share=1.0), r"--warmup-share must be in \[0, 1\), got 1.0"),
     (dict(warmup_share=0.5, learning_starts=0), "--warmup-share 0.5 needs warm-up data: --learning-starts is 0"),
     (dict(warmup_share=0.5), "--warmup-share 0.5 draws from the warm-up transitions all run, but --buffer-size 1000 "),
