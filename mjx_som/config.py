@@ -157,7 +157,10 @@ _BANDIT_NETWORKS = dict(
     actor_hidden=(256, 256, 256), critic_hidden=(64, 64, 64), critic_lr=1e-3, activation="relu", critic_layer_norm=False
 )
 # The critic's data: 65,536 uniform warm-up transitions, kept all run (the 400k buffer holds all 384k
-# steps), so the critic keeps seeing the modes the policy stops visiting. SOM acts by Boltzmann selection among
+# steps) and half of every batch (warmup_share): the critic keeps fitting the modes the policy stops visiting.
+# Drawn in proportion they were 17% of the batches by the end and the critic's 5,000 steps left a mode the
+# policy had left at 0.61 of its height (a fresh critic on that replay: 0.43 after 5,000 steps, 0.95 after
+# 20,000, 0.93 with half of each batch from the warm-up data; docs/algorithm.md, "The bandits' critic"). SOM acts by Boltzmann selection among
 # its candidates (selection_regret 0.2): the bandits ask the acting policy to keep every mode, which argmax gives
 # up to whichever mode the critic rates highest (docs/algorithm.md, "Which candidate acts"). The update scores 8
 # candidates per next state, not 32 (target_candidates): the bandits' critic target never bootstraps, the
@@ -170,6 +173,7 @@ _BANDIT_PRESET = dict(
     updates_per_step=1,
     buffer_size=400_000,
     learning_starts=65_536,
+    warmup_share=0.5,
     normalize_obs=False,
     log_every=32_000,
     eval_every=128_000,

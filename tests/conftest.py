@@ -28,6 +28,7 @@ TINY = dict(
     batch_size=32,
     learning_starts=64,
     buffer_size=1_000,
+    warmup_share=0.0,  # the bandit preset's 0.5 needs a buffer that holds the whole run
     eval_episodes=8,
     progress=False,
     wandb_mode="disabled",

@@ -23,6 +23,7 @@ TINY = dict(
     batch_size=32,
     learning_starts=64,
     buffer_size=1_000,
+    warmup_share=0.0,  # the bandit preset's 0.5 needs a buffer that holds the whole run
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
 )
 

@@ -151,6 +151,7 @@ def _cli(args):
         num_envs=8,
         batch_size=32,
         learning_starts=64,
+        warmup_share=0.0,
         som=TINY["som"],
     )
     return subprocess.Popen(
