@@ -16,11 +16,13 @@ checkpoint (a full disk) with status 4; bad input exits with status 2 before any
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import envs
 from mjx_som import agents, api
 from mjx_som.config import RunConfig, default_config, load_config, parse_run_flags, parse_selection
+from mjx_som.runner import default_run_dir
 from mjx_som.sharding import device_name, init_distributed
 
 
@@ -58,8 +60,16 @@ def main(argv: list[str] | None = None) -> int:
             "or --env InvertedPendulum-v4",
             file=sys.stderr,
         )
+    config = dataclasses.replace(config, run_dir=config.run_dir or config.resume or default_run_dir(config))
     try:
         result = api.run(config)
+    except KeyboardInterrupt:  # before the loop's own handler (while compiling): nothing was trained
+        print(
+            f"\ninterrupted while starting, before any training; `python launch/run.py --resume {config.run_dir}` "
+            "starts it again",
+            file=sys.stderr,
+        )
+        return 130
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 
 import jax
@@ -160,9 +161,10 @@ _BANDIT_NETWORKS = dict(
 # steps) and half of every batch (warmup_share): the critic keeps fitting the modes the policy stops visiting.
 # Drawn in proportion they were 17% of the batches by the end and the critic's 5,000 steps left a mode the
 # policy had left at 0.61 of its height (a fresh critic on that replay: 0.43 after 5,000 steps, 0.95 after
-# 20,000, 0.93 with half of each batch from the warm-up data; docs/algorithm.md, "The bandits' critic"). SOM acts by Boltzmann selection among
-# its candidates (selection_regret 0.2): the bandits ask the acting policy to keep every mode, which argmax gives
-# up to whichever mode the critic rates highest (docs/algorithm.md, "Which candidate acts"). The update scores 8
+# 20,000, 0.93 with half of each batch from the warm-up data; docs/algorithm.md, "The bandits' critic").
+# SOM acts by Boltzmann selection among its candidates (selection_regret 0.2): the bandits ask the acting policy
+# to keep every mode, which argmax gives up to whichever mode the critic rates highest (docs/algorithm.md,
+# "Which candidate acts"). The update scores 8
 # candidates per next state, not 32 (target_candidates): the bandits' critic target never bootstraps, the
 # candidates only give the state's best Q to the temperature, and drawing 32 from the 256x3 actor was half the
 # update's FLOPs (docs/algorithm.md, "Presets").
@@ -707,8 +709,9 @@ RESUME_MAY_CHANGE = (
 
 
 def check_resume(config: RunConfig) -> RunConfig:
-    """The config of a resumed run once it is shown to match the saved one and a checkpoint exists;
-    otherwise a ValueError naming the differing flags. The run continues in the resume directory
+    """The config of a resumed run once it is shown to match the saved one; otherwise a ValueError naming the
+    differing flags. A run without a checkpoint yet starts again from its beginning (resume="", its files
+    replaced). The run continues in the resume directory
     (wherever config.json says it was first written: run directories may be moved)."""
     run_dir = config.resume
     saved = flatten_config(config_to_dict(load_config(run_dir)))
@@ -723,7 +726,12 @@ def check_resume(config: RunConfig) -> RunConfig:
             f"config; only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE[2:])} may change"
         )
     if not os.path.isdir(checkpoint_dir(run_dir)) or Checkpointer(run_dir, read_only=True).latest_step() is None:
-        raise ValueError(f"--resume {run_dir!r}: no checkpoint in {checkpoint_dir(run_dir)}; start the run again")
+        if config.resume_step:
+            raise ValueError(f"--resume-step {config.resume_step}: {run_dir!r} has no checkpoint")
+        # stopped before its first checkpoint (e.g. Ctrl-C while compiling): nothing was trained, so the run
+        # starts again from its beginning, in its folder, with its config.json (its own files are replaced)
+        print(f"{run_dir} has no checkpoint yet: starting it from the beginning with its config.json", file=sys.stderr)
+        return dataclasses.replace(config, run_dir=run_dir, resume="", overwrite=True)
     return dataclasses.replace(config, run_dir=run_dir)
 
 

@@ -183,7 +183,8 @@ class TrainResult:
     policy: Callable  # policy(obs [B, O], rng) -> action [B, A], jitted, greedy
 
 
-def _default_run_dir(config: RunConfig) -> str:
+def default_run_dir(config: RunConfig) -> str:
+    """runs/<env>-<algo>-s<seed>-<date-time>: where a run without --run-dir goes."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return os.path.join("runs", f"{config.env.replace('/', '_')}-{config.algo}-s{config.seed}-{stamp}")
 
@@ -232,10 +233,10 @@ class _Session:
     counters (env steps, updates, the last evaluation, the next evaluation and checkpoint)."""
 
     def __init__(self, config: RunConfig, env):
+        if config.resume:
+            config = check_resume(config)  # resume="" when the run has no checkpoint to continue from
         self.resuming = bool(config.resume)
-        if self.resuming:
-            config = check_resume(config)
-        self.run_dir = config.run_dir or _default_run_dir(config)
+        self.run_dir = config.run_dir or default_run_dir(config)
         self.config = config = dataclasses.replace(config, run_dir=self.run_dir)
         self.config_dict = config_to_dict(config)
         self.env = env

@@ -283,7 +283,7 @@ BAD_INPUTS = [
     (dict(resume="{tmp}/nowhere"), "--resume '.*/nowhere': no such directory"),
     (dict(resume="{tmp}"), "--resume '.*': no config.json there, so it is not a run directory"),
     (dict(resume="{tmp}/saved", seed=3), r"the config differs from its config.json: --seed 3 \(the run has 1\)"),
-    (dict(resume="{tmp}/saved", seed=1), "--resume '.*/saved': no checkpoint in .*/saved/checkpoints"),
+    (dict(resume="{tmp}/saved", seed=1, resume_step=800), "--resume-step 800: '.*/saved' has no checkpoint"),
 ]
 
 

@@ -414,3 +414,17 @@ def test_cpu_cholesky_and_triangular_solves_avoid_jaxlibs_deadlocking_lapack_ker
     lowered = solve.lower(a, b).as_text()
     assert "lapack" not in lowered and "stablehlo.cholesky" in lowered
     np.testing.assert_allclose(a @ np.asarray(solve(a, b)), b, atol=1e-4)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_its_beginning(tmp_path):
+    """Ctrl-C while compiling leaves config.json and an empty checkpoints/: --resume starts that run again from
+    step 0 with its config.json (nothing was trained), in its own folder."""
+    from mjx_som.config import config_to_dict, resolve_config
+
+    folder = tmp_path / "early"
+    os.makedirs(folder / "checkpoints")
+    config = resolve_config("bandit/eight_gaussians", run_dir=str(folder), **TINY)
+    (folder / "config.json").write_text(json.dumps(config_to_dict(config)))
+    result = mjx_som.resume(str(folder))
+    assert result.summary["env_steps"] == 1600 and not result.summary["interrupted"] and result.summary["updates"] > 0
+    assert [r["env_steps"] for r in _metrics(str(folder))] == [400, 800, 1200, 1600]

@@ -54,7 +54,8 @@ def test_memory_planner_refuses_a_state_that_does_not_fit(tmp_path, monkeypatch)
     with pytest.raises(
         ValueError,
         match=r"the training state needs .* GiB per device \(replay .* GiB, env_states "
-        r".* GiB, networks .* GiB, update_activations .* GiB\).*lower --buffer-size, --num-envs or --batch-size, or use more "
+        r".* GiB, networks .* GiB, update_activations .* GiB\).*lower --buffer-size, --num-envs or --batch-size, "
+        r"or use more "
         r"--devices",
     ):
         mjx_som.train("bandit/eight_gaussians", run_dir=str(tmp_path / "big"), **TINY)
