@@ -45,7 +45,7 @@ class RunStore:
             with open(summary_path) as f:
                 summary = json.load(f)
         if not self.train:
-            if summary is None:
+            if summary is None or summary.get("interrupted"):
                 raise SystemExit(f"--no-train: {run_dir} holds no finished run")
             return summary
         config = dataclasses.replace(
@@ -53,7 +53,7 @@ class RunStore:
         )
         env_object = None if isinstance(env, str) else env
         if not os.path.isdir(run_dir) or not os.listdir(run_dir):
-            return run(config, env=env_object).summary
+            return _finished(run(config, env=env_object).summary, run_dir)
         try:
             resumed = check_resume(dataclasses.replace(config, resume=run_dir))
         except ValueError as e:
@@ -64,9 +64,18 @@ class RunStore:
             print(f"reusing {run_dir}", flush=True)
             return summary
         print(f"resuming {run_dir}", flush=True)
-        return run(resumed, env=env_object).summary
+        return _finished(run(resumed, env=env_object).summary, run_dir)
 
     def load(self, env, algo: str, seed: int):
         """The finished run restored (mjx_som.load)."""
         name = env if isinstance(env, str) else env.name
         return load(self.path(name, algo, seed), env=None if isinstance(env, str) else env)
+
+
+def _finished(summary: dict, run_dir: str) -> dict:
+    """summary, unless its run was interrupted (Ctrl-C): then the probes stop (exit status 130) instead of
+    computing their figures from a partly trained run; running them again resumes it."""
+    if summary["interrupted"]:
+        print(f"{run_dir} was interrupted at {summary['env_steps']} env steps; run the probes again to resume it")
+        raise SystemExit(130)
+    return summary

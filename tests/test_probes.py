@@ -227,3 +227,22 @@ def test_rollout_diagnostics_on_a_run_with_a_known_critic():
     assert stats["q_bias"] == pytest.approx(-stats["return_mean"]) and stats["q_bias_relative"] == pytest.approx(-1)
     assert stats["steps_compared"] == int(np.asarray(rollout["alive"]).sum())  # every episode fell: all known
     assert stats["action_change"] > 0.0
+
+
+def test_an_interrupted_run_stops_the_probes_instead_of_feeding_them(tmp_path, monkeypatch):
+    """Ctrl-C in a probe's training run: the probe stops (130) rather than computing figures from a partly
+    trained run and going on to the next; with --no-train an interrupted run is not a finished one."""
+    import types
+
+    import mjx_som.runstore as runstore
+
+    interrupted = {"interrupted": True, "env_steps": 400}
+    monkeypatch.setattr(runstore, "run", lambda config, env=None: types.SimpleNamespace(summary=interrupted))
+    with pytest.raises(SystemExit) as stop:
+        RunStore(str(tmp_path)).summary("bandit/eight_gaussians", "som", 0, ["--total-steps", "800"])
+    assert stop.value.code == 130
+    folder = tmp_path / "bandit_eight_gaussians-som-s0"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(interrupted))
+    with pytest.raises(SystemExit, match="holds no finished run"):
+        RunStore(str(tmp_path), train=False).summary("bandit/eight_gaussians", "som", 0)
