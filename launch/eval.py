@@ -1,6 +1,6 @@
 """Evaluate a trained run, film it, ship it.
 
-    python launch/eval.py RUN_DIR                          # 16 greedy episodes: return mean ± std, length
+    python launch/eval.py RUN_DIR                          # greedy episodes (the run's --eval-episodes): return, length
     python launch/eval.py RUN_DIR --video run.mp4          # and a video of the first episode (.gif works too)
     python launch/eval.py RUN_DIR --env-override ctrl_cost_weight=0.5   # a variant of the task (robustness)
     python launch/eval.py RUN_DIR --export policy/         # the policy as a jax.export file (docs/eval.md)

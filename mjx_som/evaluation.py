@@ -38,11 +38,32 @@ class EvalOptions:
     """write the greedy policy into this folder (policy.jax + policy.json, runs with jax alone)"""
 
 
+def check_options(options: EvalOptions) -> None:
+    """A ValueError naming the flag, before anything is loaded or evaluated: counts in range, and every output
+    path writable where it points (an --export folder that is a file, a --video in a missing folder)."""
+    for name in ("episodes", "step"):
+        if getattr(options, name) < 0:
+            raise ValueError(f"--{name} must be >= 0 (0 = the run's own), got {getattr(options, name)}")
+    if options.seconds < 0:
+        raise ValueError(f"--seconds must be >= 0 (0 = the whole episode), got {options.seconds}")
+    if options.export and os.path.exists(options.export) and not os.path.isdir(options.export):
+        raise ValueError(f"--export {options.export!r} is a file; give a folder (it is created if missing)")
+    for flag, path, suffixes in (("--video", options.video, (".mp4", ".gif")), ("--strip", options.strip, (".png",))):
+        if not path:
+            continue
+        if not path.endswith(suffixes):
+            raise ValueError(f"{flag} {path!r}: the file name must end in {' or '.join(suffixes)}")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise ValueError(f"{flag} {path!r}: the folder {folder!r} does not exist")
+
+
 def evaluate_run(options: EvalOptions) -> dict:
     """Loads the run, evaluates it (printing mean ± std return and length), renders and exports as asked;
     returns the metrics (with the variant's name, "env")."""
     from mjx_som.api import load
 
+    check_options(options)
     run = load(options.run_dir, step=options.step or None)
     name = options.env or run.config.env
     overrides = parse_overrides(options.env_override)

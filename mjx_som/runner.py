@@ -496,7 +496,7 @@ class _Session:
         self.log_videos(self.videos.poll(wait=True))
         # the run's own videos (<env_steps>.mp4) in env-step order: a short late episode can finish rendering
         # before an earlier long one
-        folder = os.path.join(self.run_dir, "videos")
+        folder = os.path.abspath(os.path.join(self.run_dir, "videos"))  # absolute, as the checkpoint path
         steps = [os.path.basename(p)[: -len(".mp4")] for p in glob.glob(os.path.join(folder, "*.mp4"))]
         videos = [os.path.join(folder, f"{s}.mp4") for s in sorted(int(s) for s in steps if s.isdigit())]
         summary = self.write_summary(**stats, **({"videos": videos} if videos else {}))

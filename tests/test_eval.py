@@ -84,6 +84,22 @@ def test_eval_reproduces_the_runs_last_evaluation_and_refuses_another_shape(pend
         evaluate_run(EvalOptions(result.run_dir, env_override=("friction=2",)))
 
 
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (dict(episodes=-1), r"--episodes must be >= 0 \(0 = the run's own\), got -1"),
+        (dict(export="{tmp}/a_file"), "--export '.*a_file' is a file; give a folder"),
+        (dict(video="{tmp}/missing/run.mp4"), "--video '.*run.mp4': the folder '.*missing' does not exist"),
+        (dict(video="{tmp}/run.avi"), "--video '.*run.avi': the file name must end in .mp4 or .gif"),
+    ],
+)
+def test_eval_refuses_bad_flags_before_loading_anything(tmp_path, changes, message):
+    (tmp_path / "a_file").write_text("x")
+    changes = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in changes.items()}
+    with pytest.raises(ValueError, match=message):  # the run folder does not even exist: nothing was loaded
+        evaluate_run(EvalOptions(str(tmp_path / "no_run"), **changes))
+
+
 def test_the_exported_policy_runs_with_jax_alone(pendulum, tmp_path):
     _, run, _ = pendulum
     spec = run.export(str(tmp_path / "policy"))
