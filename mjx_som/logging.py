@@ -10,6 +10,7 @@ import math
 import netrc
 import os
 import secrets
+import sys
 import warnings
 
 import numpy as np
@@ -169,11 +170,16 @@ def read_metrics(run_dir: str) -> list[dict]:
 
 
 class Progress:
-    """A rich progress bar: env steps, env steps/s, latest eval return, ETA."""
+    """A rich progress bar: env steps, env steps/s, latest eval return, ETA. When stdout is not a terminal (a
+    log file, a pipe, a batch job) rich would draw nothing until the end: plain lines are printed instead, one
+    per log point."""
 
     def __init__(self, total_steps: int, enabled: bool = True):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        self.plain = enabled and not sys.stdout.isatty()
+        self.total_steps = total_steps
+        enabled = enabled and not self.plain
         self.bar = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -195,3 +201,5 @@ class Progress:
         ret = "—" if eval_return is None else f"{eval_return:.1f}"
         speed = "compiling..." if steps_per_s is None else f"{steps_per_s:,.0f} steps/s"
         self.bar.update(self.task, completed=env_steps, info=f"{speed}  eval return {ret}")
+        if self.plain:
+            print(f"train {env_steps:,}/{self.total_steps:,} env steps  {speed}  eval return {ret}", flush=True)

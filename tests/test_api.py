@@ -382,3 +382,20 @@ def test_shared_config_classes_declare_each_field_once():
                     continue
                 assert cls in algorithm_classes, f"{cls.__name__}.{name} redeclares {base.__name__}.{name}"
                 assert cls.__dict__[name] != base.__dict__[name], f"{cls.__name__}.{name} repeats its default"
+
+
+def test_progress_prints_plain_lines_when_stdout_is_not_a_terminal(capsys):
+    """A log file or a batch job sees one line per log point (rich's bar would stay silent until the end)."""
+    from mjx_som.logging import Progress
+
+    with Progress(1200, enabled=True) as progress:
+        progress.update(0, None, None)
+        progress.update(400, 1234.5, 0.25)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "train 0/1,200 env steps  compiling...  eval return —",
+        "train 400/1,200 env steps  1,234 steps/s  eval return 0.2",
+    ]
+    with Progress(1200, enabled=False) as progress:
+        progress.update(400, 1234.5, 0.25)
+    assert capsys.readouterr().out == ""
