@@ -84,6 +84,9 @@ class RunConfig(TrainerConfig):
     --run-dir; other files there are left alone"""
     progress: bool = True
     """show the live progress bar"""
+    compile_cache: str = "~/.cache/mjx_som/jax"
+    """JAX's persistent compilation cache: a rerun or resume of the same program skips XLA's compile
+    ("" = off; the environment's JAX_COMPILATION_CACHE_DIR, when set, wins)"""
     env_override: tuple[str, ...] = ()
     """task settings NAME=VALUE (values in YAML): our tasks' attributes (e.g. ctrl_cost_weight=0.5), a
     Playground task's config entries (e.g. episode_length=500)"""
@@ -705,6 +708,7 @@ RESUME_MAY_CHANGE = (
     "process_id",
     "video_every",
     "video_size",
+    "compile_cache",
 )
 
 

@@ -518,6 +518,7 @@ def run(config: RunConfig, env=None) -> TrainResult:
     it after the chunk, with a checkpoint and summary.json."""
     env = config.make_env() if env is None else env
     validate(config, env)
+    use_compile_cache(config.compile_cache)
     session = _Session(config, env)
     total = config.num_chunks * session.steps_per_chunk
     try:
@@ -534,6 +535,13 @@ def run(config: RunConfig, env=None) -> TrainResult:
             return session.finish()  # inside: a second Ctrl-C must not break summary.json either
     finally:
         session.release()
+
+
+def use_compile_cache(folder: str) -> None:
+    """Points JAX's persistent compilation cache at folder ("" = leave it off) unless the environment's
+    JAX_COMPILATION_CACHE_DIR already chose one."""
+    if folder and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
 
 
 def make_trainer(config: RunConfig, env, mesh=None) -> Trainer:

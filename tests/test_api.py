@@ -399,3 +399,25 @@ def test_progress_prints_plain_lines_when_stdout_is_not_a_terminal(capsys):
     with Progress(1200, enabled=False) as progress:
         progress.update(400, 1234.5, 0.25)
     assert capsys.readouterr().out == ""
+
+
+def test_runs_use_a_persistent_compilation_cache_unless_told_otherwise(monkeypatch, tmp_path):
+    import jax
+
+    from mjx_som.config import RunConfig
+    from mjx_som.runner import use_compile_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        jax.config.update("jax_compilation_cache_dir", None)
+        use_compile_cache("")  # --compile-cache "": off
+        assert jax.config.jax_compilation_cache_dir is None
+        use_compile_cache(RunConfig.compile_cache)
+        assert jax.config.jax_compilation_cache_dir == os.path.expanduser("~/.cache/mjx_som/jax")
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path))  # the environment's choice wins
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        use_compile_cache(RunConfig.compile_cache)
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
