@@ -13,7 +13,14 @@ import envs
 from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som import agents
 from mjx_som.agents import EnvSpec
-from mjx_som.benchmarks import env_throughput, inference_ms, loop_throughput, update_ms
+from mjx_som.benchmarks import (
+    env_throughput,
+    inference_cost,
+    inference_ms,
+    loop_throughput,
+    update_cost,
+    update_ms,
+)
 from mjx_som.config import RunConfig, check_replaced_flags, config_from_flags
 from mjx_som.plotting import bench_bars, bench_scaling
 from mjx_som.sharding import device_name
@@ -117,12 +124,19 @@ def bench_algo(
         agent, state, env.observation_size, env.action_size, config.batch_size, options.repeats, precision
     )
     loop = (None, None) if options.skip_loop else loop_throughput(trainer, options.loop_repeats)
+    # XLA's own count of each program's floating-point work (the same on any machine) and its compile time
+    update = update_cost(agent, state, env.observation_size, env.action_size, config.batch_size, precision)
     records = []
     for batch in batch_sizes:
         infer_ms, infer_std = inference_ms(agent, state, env.observation_size, batch, options.repeats, precision)
+        act = inference_cost(agent, state, env.observation_size, batch, precision)
         records.append(
             dict(
                 algo=algo,
+                update_gflops=update["gflops"],
+                update_compile_s=update["compile_s"],
+                act_gflops=act["gflops"],
+                act_compile_s=act["compile_s"],
                 batch_size=batch,
                 infer_ms_mean=infer_ms,
                 infer_ms_std=infer_std,
@@ -173,7 +187,8 @@ def run_bench(options: BenchOptions, flags: list[str]) -> list[dict]:
                 print(
                     f"{algo:6s} batch {r['batch_size']:5d}: "
                     f"infer {r['infer_ms_mean']:9.3f} ± {r['infer_ms_std']:.3f} ms"
-                    f"  train {r['train_ms_mean']:8.2f} ms/update"
+                    f"  train {r['train_ms_mean']:8.2f} ms/update ({r['update_gflops']:.3g} GFLOP,"
+                    f" compiled in {r['update_compile_s']:.1f} s)"
                     f"  loop {r['loop_env_steps_per_s'] or 0:12,.0f} env steps/s",
                     flush=True,
                 )

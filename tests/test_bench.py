@@ -4,6 +4,8 @@ import json
 import runpy
 import sys
 
+import pytest
+
 
 def _bench(monkeypatch, argv):
     monkeypatch.setattr(sys, "argv", ["bench.py", *argv])
@@ -90,6 +92,8 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
         for key in ("infer_ms_mean", "infer_ms_std", "train_ms_mean", "loop_env_steps_per_s"):
             assert r[key] > 0 or (key == "infer_ms_std" and r[key] >= 0), (key, r)
         assert r["device"] == "cpu" and r["env"] == "bandit/eight_gaussians"
+        # XLA's counts: an update on the training batch is more work than one act() on a single state
+        assert r["update_gflops"] > r["act_gflops"] > 0 and r["update_compile_s"] > 0
     dacer = next(r for r in algo_rows if r["algo"] == "dacer")
     som = next(r for r in algo_rows if r["algo"] == "som" and r["batch_size"] == dacer["batch_size"])
     assert dacer["infer_ratio_vs_som"] == dacer["infer_ms_mean"] / som["infer_ms_mean"]
@@ -210,3 +214,14 @@ def test_env_only_records_carry_the_run_flags_matmul_precision(tmp_path, monkeyp
     flags = ["--env", "bandit/eight_gaussians", "--env-only", "--num-envs", "4", "--steps-per-call", "2"]
     _bench(monkeypatch, [*flags, "--json", str(out), "--matmul-precision", "high"])
     assert [r["matmul_precision"] for r in json.loads(out.read_text())] == ["high"]
+
+
+def test_xla_cost_counts_a_matmuls_flops():
+    """2 m k n floating-point operations for an [m, k] x [k, n] product, as XLA's cost analysis counts them."""
+    import jax
+    import jax.numpy as jnp
+
+    from mjx_som.benchmarks import xla_cost
+
+    cost = xla_cost(jax.jit(jnp.dot), jnp.ones((64, 128)), jnp.ones((128, 32)))
+    assert cost["gflops"] == pytest.approx(2 * 64 * 128 * 32 / 1e9, rel=1e-6)
