@@ -712,6 +712,13 @@ RESUME_MAY_CHANGE = (
 )
 
 
+def settings_that_differ(saved: dict, given: dict) -> list[str]:
+    """The flattened settings (flatten_config) whose values differ between two configs, leaving out those a
+    resumed run may change (RESUME_MAY_CHANGE)."""
+    names = sorted(saved.keys() | given.keys())
+    return [k for k in names if k not in RESUME_MAY_CHANGE and saved.get(k) != given.get(k)]
+
+
 def check_resume(config: RunConfig) -> RunConfig:
     """The config of a resumed run once it is shown to match the saved one; otherwise a ValueError naming the
     differing flags. A run without a checkpoint yet starts again from its beginning (resume="", its files
@@ -720,9 +727,7 @@ def check_resume(config: RunConfig) -> RunConfig:
     run_dir = config.resume
     saved = flatten_config(config_to_dict(load_config(run_dir)))
     given = flatten_config(config_to_dict(config))
-    differ = [
-        k for k in sorted(saved.keys() | given.keys()) if k not in RESUME_MAY_CHANGE and saved.get(k) != given.get(k)
-    ]
+    differ = settings_that_differ(saved, given)
     if differ:
         changes = "; ".join(f"--{k.replace('_', '-')} {given.get(k)!r} (the run has {saved.get(k)!r})" for k in differ)
         raise ValueError(

@@ -30,12 +30,12 @@ from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.config import (
-    RESUME_MAY_CHANGE,
     RunConfig,
     check_resume,
     config_to_dict,
     flatten_config,
     load_config,
+    settings_that_differ,
     validate,
 )
 from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
@@ -334,9 +334,7 @@ class _Session:
         if written is None:  # checkpoints from before 2026-12-03 do not carry it
             return
         now, then = flatten_config(self.config_dict), flatten_config(written)
-        differ = [
-            k for k in sorted(now.keys() | then.keys()) if k not in RESUME_MAY_CHANGE and now.get(k) != then.get(k)
-        ]
+        differ = settings_that_differ(then, now)
         if differ:
             changes = "; ".join(f"{k} {now.get(k)!r} (the checkpoints have {then.get(k)!r})" for k in differ)
             raise ValueError(
