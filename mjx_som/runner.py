@@ -369,7 +369,8 @@ class _Session:
         if evaluated and self.bandit_pictures:  # the transport picture of this evaluation
             path = self.transport_picture(os.path.join(self.run_dir, "transport", f"{self.env_steps}.png"))
             self.logger.log_media("eval/transport", [(path, "")], self.env_steps)
-        self.log_videos(self.videos.poll())
+        if not (last or self.interrupted):  # at the run's last step finish() logs them all in one call (W&B
+            self.log_videos(self.videos.poll())  # keeps one value per key and step)
         return record
 
     def evaluate(self, last: bool = False) -> dict:
