@@ -82,6 +82,45 @@ def test_the_trainer_traces_under_the_configured_matmul_precision():
     assert dot_precisions("default") == {"DEFAULT, DEFAULT"}
 
 
+def test_the_networks_take_their_own_precision_and_the_physics_keep_theirs():
+    """--network-precision default with --matmul-precision highest: in the lowered training chunk every matmul
+    of the agent (acting, the update) is DEFAULT (TF32 on a GPU) and every matmul of the physics HIGHEST."""
+    import envs
+
+    def dots(network_precision):
+        config = apply_overrides(
+            default_config("InvertedPendulum-v4"),
+            dict(num_envs=2, batch_size=8, log_every=2, network_precision=network_precision),
+        )
+        env = envs.make(config.env)
+        agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, 10))
+        trainer = Trainer(env, agent, config, eval_episodes=2)
+        text = trainer.chunk.lower(trainer.abstract_state).as_text()
+        found = [line.split("precision = [")[1].split("]")[0] for line in text.splitlines() if "dot_general" in line]
+        return {p: found.count(p) for p in set(found)}
+
+    physics_only = trainer_free_physics_dots()
+    mixed, uniform = dots("default"), dots("highest")
+    assert set(mixed) == {"HIGHEST, HIGHEST", "DEFAULT, DEFAULT"} and set(uniform) == {"HIGHEST, HIGHEST"}
+    assert mixed["HIGHEST, HIGHEST"] == physics_only  # exactly the physics' matmuls stayed at HIGHEST
+    assert sum(mixed.values()) == uniform["HIGHEST, HIGHEST"]
+
+
+def trainer_free_physics_dots() -> int:
+    """The matmuls of one InvertedPendulum step and reset as the chunk traces them (vmapped over 2 envs)."""
+    import envs
+
+    env = envs.make("InvertedPendulum-v4")
+    key = jax.random.PRNGKey(0)
+
+    def step_and_reset(key):
+        state = jax.vmap(env.reset)(jax.random.split(key, 2))
+        return jax.vmap(env.step)(state, jnp.zeros((2, env.action_size)))
+
+    text = jax.jit(step_and_reset).lower(key).as_text()
+    return sum("dot_general" in line for line in text.splitlines())
+
+
 def chunk_metrics(multiplier: float, normalize_rewards: bool) -> dict:
     """One training chunk of a tiny SOM on eight_gaussians with rewards x multiplier."""
     from conftest import TINY
