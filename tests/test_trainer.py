@@ -83,42 +83,36 @@ def test_the_trainer_traces_under_the_configured_matmul_precision():
 
 
 def test_the_networks_take_their_own_precision_and_the_physics_keep_theirs():
-    """--network-precision default with --matmul-precision highest: in the lowered training chunk every matmul
-    of the agent (acting, the update) is DEFAULT (TF32 on a GPU) and every matmul of the physics HIGHEST."""
+    """--network-precision default with --matmul-precision highest: every matmul of the agent (acting, sampling,
+    the update) is DEFAULT (TF32 on a GPU) and exactly the physics' matmuls stay HIGHEST."""
     import envs
 
-    def dots(network_precision):
-        config = apply_overrides(
-            default_config("InvertedPendulum-v4"),
-            dict(num_envs=2, batch_size=8, log_every=2, network_precision=network_precision),
-        )
-        env = envs.make(config.env)
-        agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, 10))
-        trainer = Trainer(env, agent, config, eval_episodes=2)
-        text = trainer.chunk.lower(trainer.abstract_state).as_text()
+    def precisions(text):
         found = [line.split("precision = [")[1].split("]")[0] for line in text.splitlines() if "dot_general" in line]
         return {p: found.count(p) for p in set(found)}
 
-    physics_only = trainer_free_physics_dots()
-    mixed, uniform = dots("default"), dots("highest")
-    assert set(mixed) == {"HIGHEST, HIGHEST", "DEFAULT, DEFAULT"} and set(uniform) == {"HIGHEST, HIGHEST"}
-    assert mixed["HIGHEST, HIGHEST"] == physics_only  # exactly the physics' matmuls stayed at HIGHEST
-    assert sum(mixed.values()) == uniform["HIGHEST, HIGHEST"]
-
-
-def trainer_free_physics_dots() -> int:
-    """The matmuls of one InvertedPendulum step and reset as the chunk traces them (vmapped over 2 envs)."""
-    import envs
-
-    env = envs.make("InvertedPendulum-v4")
-    key = jax.random.PRNGKey(0)
-
-    def step_and_reset(key):
-        state = jax.vmap(env.reset)(jax.random.split(key, 2))
-        return jax.vmap(env.step)(state, jnp.zeros((2, env.action_size)))
-
-    text = jax.jit(step_and_reset).lower(key).as_text()
-    return sum("dot_general" in line for line in text.splitlines())
+    config = apply_overrides(default_config("InvertedPendulum-v4"), dict(num_envs=2, network_precision="default"))
+    env = envs.make(config.env)
+    agent = make_agent("som", config.som, EnvSpec(env.observation_size, env.action_size, 10))
+    trainer = Trainer(env, agent, config, eval_episodes=2)
+    abstract = trainer.abstract_state
+    evaluation = precisions(
+        trainer.evaluate.lower(abstract.agent, abstract.normalizer, jax.random.PRNGKey(0)).as_text()
+    )
+    obs = jnp.zeros((2, env.observation_size))
+    with jax.default_matmul_precision("highest"):  # the run's --matmul-precision around the agent's own
+        act = precisions(
+            jax.jit(trainer.agent.act, static_argnums=3)
+            .lower(abstract.agent, obs, jax.random.PRNGKey(0), False)
+            .as_text()
+        )
+    assert set(act) == {"DEFAULT, DEFAULT"}
+    # the episode: the policy's matmuls (exactly act's) at DEFAULT, the physics' at HIGHEST
+    assert set(evaluation) == {"HIGHEST, HIGHEST", "DEFAULT, DEFAULT"}
+    assert evaluation["DEFAULT, DEFAULT"] == act["DEFAULT, DEFAULT"]
+    batch = jax.tree.map(lambda x: jnp.zeros((8,) + x.shape[1:], x.dtype), abstract.replay.data)
+    update = jax.jit(trainer.agent.update).lower(abstract.agent, batch, jax.random.PRNGKey(0)).as_text()
+    assert set(precisions(update)) == {"DEFAULT, DEFAULT"}
 
 
 def chunk_metrics(multiplier: float, normalize_rewards: bool) -> dict:
