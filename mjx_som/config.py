@@ -494,7 +494,7 @@ def validate(config: RunConfig, env) -> None:
     if config.keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     for name in ("matmul_precision", "network_precision"):
-        if getattr(config, name) not in MATMUL_PRECISIONS:
+        if getattr(config, name) not in MATMUL_PRECISIONS + (("",) if name == "network_precision" else ()):
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} {getattr(config, name)!r}; allowed: {', '.join(MATMUL_PRECISIONS)}")
     if config.resume_step < 0:

@@ -71,10 +71,10 @@ class TrainerConfig:
     matmul_precision: str = "highest"
     """float32 matmul precision of the physics (and of the networks unless network_precision says otherwise):
     highest (true float32), high or default (on Ampere/Hopper GPUs: TF32, which breaks MJX physics)"""
-    network_precision: str = "highest"
+    network_precision: str = ""
     """float32 matmul precision of the networks alone (every act, sample, update of the agent): highest, high or
-    default (TF32 on Ampere/Hopper GPUs: tensor cores, ~2x faster updates on an H200); the physics keep
-    matmul_precision"""
+    default (TF32 on Ampere/Hopper GPUs: tensor cores, ~2x faster updates on an H200), "" = matmul_precision;
+    the physics keep matmul_precision"""
 
     @property
     def chunk_iterations(self) -> int:
@@ -167,8 +167,9 @@ class Trainer:
     """
 
     def __init__(self, env, agent: Agent, config: TrainerConfig, eval_episodes: int = 16, mesh=None):
-        if config.network_precision != config.matmul_precision:  # the networks' own precision inside the chunk
-            agent = networks_at_precision(agent, config.network_precision)
+        network_precision = config.network_precision or config.matmul_precision
+        if network_precision != config.matmul_precision:  # the networks' own precision inside the chunk
+            agent = networks_at_precision(agent, network_precision)
         self.env, self.agent, self.config, self.mesh = env, agent, config, mesh
         self.vec = VecEnv(env, config.num_envs)
         self.eval_vec = VecEnv(env, eval_episodes)
