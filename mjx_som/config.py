@@ -493,10 +493,13 @@ def validate(config: RunConfig, env) -> None:
         )
     if config.keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
-    for name in ("matmul_precision", "network_precision"):
-        if getattr(config, name) not in MATMUL_PRECISIONS + (("",) if name == "network_precision" else ()):
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} {getattr(config, name)!r}; allowed: {', '.join(MATMUL_PRECISIONS)}")
+    if config.matmul_precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"--matmul-precision {config.matmul_precision!r}; allowed: {', '.join(MATMUL_PRECISIONS)}")
+    if config.network_precision not in ("", *MATMUL_PRECISIONS):
+        raise ValueError(
+            f"--network-precision {config.network_precision!r}; allowed: {', '.join(MATMUL_PRECISIONS)} or '' "
+            "(the same as --matmul-precision)"
+        )
     if config.resume_step < 0:
         raise ValueError(f"--resume-step must be >= 0 (0 = the latest checkpoint), got {config.resume_step}")
     multi_host = bool(config.coordinator) or config.num_processes > 1

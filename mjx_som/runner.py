@@ -452,7 +452,8 @@ class _Session:
         try:
             self.checkpointer.save(self.state, meta)
         except Exception as e:  # noqa: BLE001 — orbax/TensorStore raise many kinds on a full or failing disk
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
+            text = str(e).strip()  # orbax's errors end with the OS's reason
+            reason = f"{type(e).__name__}: {text.splitlines()[-1][:300] if text else ''}"
             message = (
                 f"could not write the checkpoint at env step {self.env_steps} into {checkpoint_dir(self.run_dir)} "
                 f"({reason}); is the disk full? {self._last_good()}"

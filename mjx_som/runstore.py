@@ -34,9 +34,9 @@ class RunStore:
     def summary(self, env, algo: str, seed: int, flags: list[str] = ()) -> dict:
         """summary.json of the run of (env, algo, seed) with launch/run.py's flags over the env's preset
         (config.config_from_flags; other algorithms' flags are ignored): a finished run with that config is
-        reused, an interrupted one resumed from its checkpoint, a missing one trained. A folder holding
-        anything else (another config, a run without checkpoints, files that are not a run) stops with the
-        reason; nothing is ever deleted."""
+        reused, an interrupted one resumed from its checkpoint, a missing one trained, one stopped before its
+        first checkpoint started again from its beginning (config.check_resume). A folder holding anything else
+        (another config, files that are not a run) stops with the reason; nothing else is ever replaced."""
         env_name = env if isinstance(env, str) else env.name
         run_dir = self.path(env_name, algo, seed)
         summary_path = os.path.join(run_dir, "summary.json")

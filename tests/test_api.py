@@ -272,6 +272,7 @@ BAD_INPUTS = [
     (dict(warmup_share=0.5, learning_starts=0), "--warmup-share 0.5 needs warm-up data: --learning-starts is 0"),
     (dict(warmup_share=0.5), "--warmup-share 0.5 draws from the warm-up transitions all run, but --buffer-size 1000 "),
     (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
+    (dict(network_precision="tf32"), "--network-precision 'tf32'; allowed: highest, high, default or ''"),
     (dict(resume_step=-1), "--resume-step must be >= 0"),
     (dict(coordinator="x:1", num_processes=2, process_id=1), "--num-processes 2 / --process-id 1, but this process"),
     (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
