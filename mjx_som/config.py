@@ -553,6 +553,12 @@ def validate(config: RunConfig, env) -> None:
         config.algo_config().validate()
     except ValueError as e:
         raise ValueError(f"--{config.algo} settings: {e}") from e
+    actor_batch = getattr(config.algo_config(), "actor_batch_size", 0)
+    if actor_batch and config.batch_size % actor_batch:
+        raise ValueError(
+            f"--{config.algo}.actor-batch-size {actor_batch} must divide --batch-size {config.batch_size} "
+            "(the actor regresses at every (batch / actor batch)-th row; 0 = the whole batch)"
+        )
     # building an agent compiles nothing; one that improves stored actions keeps a target_action column
     agent = agents.make_agent(config.algo, config.algo_config(), EnvSpec(env.observation_size, env.action_size, 1))
     target_actions = agent.improve is not None

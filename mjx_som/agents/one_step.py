@@ -37,9 +37,17 @@ class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
     target_candidates: int = 0
     """candidates per next state that the critic target picks its next action from (and SOM measures the state's
     best action with); 0 = num_candidates"""
+    actor_batch_size: int = 0
+    """states per update the actor regresses at: every (batch_size / actor_batch_size)-th row of the batch, so
+    it must divide batch_size; 0 = the whole batch. The critic always learns on the whole batch"""
 
     def meanflow_config(self) -> MeanFlowConfig:
         return project(self, MeanFlowConfig)
+
+    def validate(self) -> None:
+        GenerativeActorConfig.validate(self)
+        if self.actor_batch_size < 0:
+            raise ValueError(f"actor_batch_size must be >= 0 (0 = the whole batch), got {self.actor_batch_size}")
 
 
 def project(config, cls):
@@ -158,8 +166,15 @@ def make_one_step_agent(
         key_next, key_target = jax.random.split(key)
         selection = select(state, batch.next_obs, key_next)
         critic, metrics = critic_update(config, state.critic, batch, lambda _: (selection.best, 0.0))
+        # the actor's rows: evenly strided, so a batch split over devices keeps an equal share on each
+        stride = batch.reward.shape[0] // config.actor_batch_size if config.actor_batch_size else 1
         obs, a_t, r, t, v, target_metrics, extra = regression_target(
-            state, critic.params, batch, selection, key_target, sampler
+            state,
+            critic.params,
+            jax.tree.map(lambda x: x[::stride], batch),
+            Selection(*(x[::stride] for x in selection)),
+            key_target,
+            sampler,
         )
 
         def loss_fn(params):
