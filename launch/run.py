@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     env = chosen.env or (saved.env if saved else RunConfig.env)
     algo = chosen.algo or (saved.algo if saved else RunConfig.algo)
     preset = chosen.preset or (saved.preset if saved else RunConfig.preset)
+    protocol = chosen.protocol or (saved.protocol if saved else RunConfig.protocol)
     if not envs.known(env):
         print(f"error: --env {env!r} is unknown; valid names: {', '.join(envs.names())}", file=sys.stderr)
         return 2
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     default = saved if saved and (env, algo) == (saved.env, saved.algo) else None
     try:
-        default = default or default_config(env, algo, preset)
+        default = default or default_config(env, algo, preset, protocol)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,15 @@ from conftest import TINY
 import envs
 import mjx_som
 from mjx_som.api import make_trainer
-from mjx_som.config import RunConfig, apply_overrides, config_from_dict, config_to_dict, default_config, load_config
+from mjx_som.config import (
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_from_flags,
+    config_to_dict,
+    default_config,
+    load_config,
+)
 from mjx_som.logging import read_metrics, resolve_wandb_mode
 
 
@@ -64,7 +72,12 @@ def test_locomotion_presets_follow_the_machine():
     accelerator = default_config("Hopper-v4", "sac", "accelerator")
     assert (cpu.num_envs, cpu.n_step, cpu.som.num_samples, cpu.som.critic_hidden) == (32, 1, 32, (128, 128))
     assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
-    assert accelerator.sac.critic_hidden == (512, 512, 512) and accelerator.som == RunConfig().som
+    assert accelerator.sac.critic_hidden == (512, 512, 512)
+    # SOM's update on locomotion: the TD target's best of 16, 32 proposals and 8 uniform actions at half the batch
+    for config in (cpu, default_config("Hopper-v4", "som", "accelerator")):
+        som = config.som
+        assert (som.target_candidates, som.num_samples, som.scale_samples) == (16, 32, 8)
+        assert som.actor_batch_size == config.batch_size // 2 and som.num_candidates == 32
     assert default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
     # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
     assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
@@ -72,6 +85,34 @@ def test_locomotion_presets_follow_the_machine():
     assert default_config("HalfCheetah-v4", preset="none").num_envs == RunConfig.num_envs
     with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
         default_config("HalfCheetah-v4", preset="gpu")
+
+
+def test_the_paper_protocol_runs_qsm_dpmd_and_qvpo_as_the_papers_table_2():
+    """--protocol paper: 20 steps and best of 32 (the SOM paper's comparison); authors: their own code's; the
+    flags given still win, and the other algorithms are the same under both."""
+    steps_and_n = {
+        (algo, protocol): (lambda c: (c.diffusion_steps, c.num_candidates))(
+            getattr(config_from_flags("HalfCheetah-v4", algo, ["--protocol", protocol], "cpu"), algo)
+        )
+        for algo in ("qsm", "dpmd", "qvpo")
+        for protocol in ("authors", "paper")
+    }
+    assert steps_and_n == {
+        ("qsm", "authors"): (5, 1),
+        ("qsm", "paper"): (20, 32),
+        ("dpmd", "authors"): (20, 4),
+        ("dpmd", "paper"): (20, 32),
+        ("qvpo", "authors"): (20, 4),
+        ("qvpo", "paper"): (20, 32),
+    }
+    flagged = config_from_flags("HalfCheetah-v4", "qsm", ["--protocol", "paper", "--qsm.num-candidates", "8"], "cpu")
+    assert (flagged.protocol, flagged.qsm.diffusion_steps, flagged.qsm.num_candidates) == ("paper", 20, 8)
+    for algo in ("som", "dacer", "sdac", "dipo"):
+        assert getattr(default_config("HalfCheetah-v4", algo, "cpu", "paper"), algo) == getattr(
+            default_config("HalfCheetah-v4", algo, "cpu"), algo
+        )
+    with pytest.raises(ValueError, match="--protocol 'table2'; allowed: authors, paper"):
+        default_config("HalfCheetah-v4", "qsm", "cpu", "table2")
 
 
 def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path):
@@ -271,6 +312,8 @@ BAD_INPUTS = [
     (dict(warmup_share=1.0), r"--warmup-share must be in \[0, 1\), got 1.0"),
     (dict(warmup_share=0.5, learning_starts=0), "--warmup-share 0.5 needs warm-up data: --learning-starts is 0"),
     (dict(warmup_share=0.5), "--warmup-share 0.5 draws from the warm-up transitions all run, but --buffer-size 1000 "),
+    (dict(som=dict(actor_batch_size=-1)), r"--som settings: actor_batch_size must be >= 0 \(0 = the whole batch\)"),
+    (dict(som=dict(actor_batch_size=24)), r"--som.actor-batch-size 24 must divide --batch-size 32 \(the actor"),
     (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
     (dict(network_precision="tf32"), "--network-precision 'tf32'; allowed: highest, high, default or ''"),
     (dict(resume_step=-1), "--resume-step must be >= 0"),

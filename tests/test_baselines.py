@@ -111,6 +111,22 @@ def test_sdac_temperature_takes_a_step_down_its_authors_objective():
     assert float(loss(new)) < float(loss(old))
 
 
+@pytest.mark.parametrize(("target_action", "drawn_by"), [("noisy_raw", "actor_params"), ("greedy", "actor_ema")])
+def test_sdacs_critic_target_draws_its_next_action_with_the_authors_weights(target_action, drawn_by):
+    """The authors' get_action draws the TD target's next action with the raw weights (plus the noise 0.1
+    alpha); the greedy variant with the acting EMA. Moving the other set of weights leaves the target alone."""
+    agent, state, (_, metrics) = _one_update("sdac", target_action=target_action, ema=0.5)
+    batch = _batch(jax.random.PRNGKey(1))
+    shifted = {name: jax.tree.map(lambda x: x + 0.3, getattr(state, name)) for name in ("actor_params", "actor_ema")}
+    targets = {
+        name: float(jax.jit(agent.update)(state.replace(**{name: params}), batch, jax.random.PRNGKey(2))[1]["td_target_mean"])
+        for name, params in shifted.items()
+    }
+    other = "actor_ema" if drawn_by == "actor_params" else "actor_params"
+    assert targets[other] == float(metrics["td_target_mean"])
+    assert abs(targets[drawn_by] - float(metrics["td_target_mean"])) > 1e-4, targets
+
+
 def test_dpmd_temperature_moves_the_noise_entropy_towards_its_target():
     agent, state, (new_state, _) = _one_update("dpmd")
     config = agent.config

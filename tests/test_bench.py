@@ -225,3 +225,35 @@ def test_xla_cost_counts_a_matmuls_flops():
 
     cost = xla_cost(jax.jit(jnp.dot), jnp.ones((64, 128)), jnp.ones((128, 32)))
     assert cost["gflops"] == pytest.approx(2 * 64 * 128 * 32 / 1e9, rel=1e-6)
+
+
+def _update_gflops(algo: str, preset: str, flags: tuple[str, ...] = ()) -> float:
+    """XLA's FLOPs of one update of algo at HalfCheetah-v4's sizes (17-d observation, 6-d action) and the
+    preset's batch and networks: lowered and compiled, never run."""
+    import jax
+
+    from mjx_som import agents
+    from mjx_som.agents.base import EnvSpec
+    from mjx_som.bench_suite import run_config
+    from mjx_som.benchmarks import update_cost
+
+    config = run_config("HalfCheetah-v4", algo, flags, preset)
+    agent = agents.make_agent(algo, config.algo_config(), EnvSpec(17, 6, 1000))
+    state = agent.init(jax.random.PRNGKey(0))
+    return update_cost(agent, state, 17, 6, config.batch_size)["gflops"]
+
+
+def test_soms_update_at_the_accelerator_preset_costs_at_most_8x_sacs_flops():
+    """Issue "A fast SOM loop": 24x before (32 candidates, 100 proposals and 16 uniform actions through the
+    512-wide twin critics at every one of 8192 states), now 6.5x."""
+    som, sac = _update_gflops("som", "accelerator"), _update_gflops("sac", "accelerator")
+    assert 0 < som <= 8 * sac, (som, sac)
+
+
+def test_actor_batch_size_cuts_the_actors_share_of_the_update():
+    """The actor regresses at every (batch / n)-th row: halving its rows halves the proposals' and the
+    MeanFlow step's work; the critic's (the TD target's candidates and the TD step) stays."""
+    flags = ("--som.num-samples", "64", "--batch-size", "256")
+    whole, half = (_update_gflops("som", "cpu", flags + ("--som.actor-batch-size", n)) for n in ("0", "128"))
+    actor_share = 2 * (whole - half)  # what the actor's rows cost at the whole batch: 64 proposals per state
+    assert 0.5 * whole < actor_share < whole, (whole, half)

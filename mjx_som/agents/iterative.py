@@ -93,11 +93,13 @@ def make_diffusion_agent(
     noisy_next_actions: bool = False,
     clone_next_actions: bool = False,
     improve: Callable | None = None,
+    raw_next_actions: bool = False,
 ) -> Agent:
     """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise. With
     noisy_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
     exploration noise, as QSM's and DPMD's authors sample them); clone_next_actions (implies it) also
-    hands them to the actor loss as its batch, so no second best-of-N chain is sampled for the actor.
+    hands them to the actor loss as its batch, so no second best-of-N chain is sampled for the actor;
+    raw_next_actions (with noisy_next_actions) draws them with the raw actor weights instead of the EMA.
     improve(state, batch, key, policy) -> [B, A]: the agent's Agent.improve (target actions written back
     into the replay)."""
     config.validate()
@@ -129,26 +131,31 @@ def make_diffusion_agent(
             return sample(params, obs, key)
         return best_of_n(config, critic_params, obs, candidates(params, obs, key, n))
 
-    def greedy(state: DiffusionState, obs, key, n=config.num_candidates):
-        return best_of(state.actor_ema, state.critic.params, obs, key, n)
+    def greedy(state: DiffusionState, obs, key):
+        return best_of(state.actor_ema, state.critic.params, obs, key)
 
     policy = DiffusionPolicy(schedule, eps_fn, sample, candidates, best_of)
 
-    def act(state: DiffusionState, obs, key, explore: bool):
+    def draw(state: DiffusionState, params, obs, key, explore: bool):
+        """The best of N chains of the given actor weights, plus the exploration noise when exploring."""
         key_cand, key_noise = jax.random.split(key)
         n = config.eval_candidates if config.eval_candidates and not explore else config.num_candidates
-        action = greedy(state, obs, key_cand, n)
+        action = best_of(params, state.critic.params, obs, key_cand, n)
         if explore:
             scale = config.explore_noise * (1.0 if explore_scale is None else explore_scale(state))
             action = action + scale * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
+
+    def act(state: DiffusionState, obs, key, explore: bool):
+        return draw(state, state.actor_ema, obs, key, explore)
 
     def critic_step(state: DiffusionState, batch: Transition, key):
         """(critic, metrics, actor batch): the TD step, and the batch the actor loss sees."""
         if not clone_next_actions:
 
             def next_action(obs):
-                return act(state, obs, key, explore=True) if noisy_next_actions else greedy(state, obs, key)
+                weights = state.actor_params if raw_next_actions else state.actor_ema
+                return draw(state, weights, obs, key, explore=True) if noisy_next_actions else greedy(state, obs, key)
 
             critic, metrics = critic_update(config, state.critic, batch, lambda obs: (next_action(obs), 0.0))
             return critic, metrics, batch

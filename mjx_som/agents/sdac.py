@@ -6,7 +6,8 @@ noises eps_m, a_0^m = clip((a_k - sqrt(1 - alpha_bar_k) eps_m) / sqrt(alpha_bar_
 network regresses on each eps_m with weight softmax_m(Q(s, a_0^m) / alpha): a Q-weighted denoising loss
 that needs no samples from the (unknown) target policy. The temperature alpha is learned (from 5, one
 Adam step every 250 updates on the authors' objective -log(alpha) (Q(s, a_0) / softplus(log alpha) +
-H_target)) and sets the exploration noise, 0.1 alpha. Acting: the EMA actor, T steps, best of N.
+H_target)) and sets the exploration noise, 0.1 alpha. Acting: the EMA actor, T steps, best of N. The critic target's
+next action is the authors' get_action: the raw weights' best of N plus the exploration noise.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ class SDACConfig(TemperatureConfig):
     """M: clean-action candidates drawn back from each noisy action (the authors' run script: 4)"""
     ema: float = 0.9975
     """the authors act with a Polyak-averaged policy, rate 0.005 every second update"""
+    target_action: str = "noisy_raw"
+    """the critic target's next action: noisy_raw (the authors' get_action in relax/network/diffv2.py: the raw
+    weights' best of N plus the exploration noise 0.1 alpha) or greedy (the EMA's best of N without noise, our
+    port until 2026-12-03: an optimistic target)"""
 
     def validate(self) -> None:
         TemperatureConfig.validate(self)
+        if self.target_action not in ("noisy_raw", "greedy"):
+            raise ValueError(f"target_action={self.target_action!r}; allowed: noisy_raw, greedy")
         if self.num_reverse_samples < 1:
             raise ValueError(f"num_reverse_samples must be >= 1, got {self.num_reverse_samples}")
 
@@ -78,4 +85,14 @@ def make_sdac(config: SDACConfig, spec: EnvSpec) -> Agent:
 
         return config.temperature_step(state.extra, alpha_gradient, "alpha_objective_q")
 
-    return make_diffusion_agent(config, spec, actor_loss, config.temperature_init(), extra_update, temperature)
+    authors_target = config.target_action == "noisy_raw"
+    return make_diffusion_agent(
+        config,
+        spec,
+        actor_loss,
+        config.temperature_init(),
+        extra_update,
+        temperature,
+        noisy_next_actions=authors_target,
+        raw_next_actions=authors_target,
+    )
