@@ -143,7 +143,9 @@ def env_throughput(
 def xla_cost(jitted, *args) -> dict:
     """What XLA's cost analysis of the compiled jitted(*args) counts: {"gflops": floating-point operations / 1e9,
     "compile_s": the seconds lowering and compiling took}. The count is the compiler's, the same on any
-    machine for the same program and shapes (a fused op counts its arithmetic, not its memory traffic)."""
+    machine for the same program and shapes (a fused op counts its arithmetic, not its memory traffic). A
+    loop's body (lax.scan, fori_loop: the iterative baselines' T denoising steps) is counted once, not once per
+    step, so only loop-free programs (SOM's, MFP's and SAC's updates and acts) compare in full."""
     start = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     seconds = time.perf_counter() - start

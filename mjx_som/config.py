@@ -222,7 +222,10 @@ _CHEAP_PRESET = dict(
     eval_every=4_000,
     eval_episodes=8,
     **{algo: _CHEAP_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_CHEAP_NETWORKS, num_samples=32, target_candidates=8), "sac": _CHEAP_SAC},
+    | {"som": dict(_CHEAP_NETWORKS, num_samples=32, target_candidates=8), "sac": _CHEAP_SAC}
+    # QSM's score scale M_q (Q's units): the authors' 50 (for DeepMind Control) ended InvertedPendulum at 36, 5 at
+    # 802, 1 at 1000 (seed 0, 12k env steps; docs/baselines.md)
+    | {"qsm": dict(_CHEAP_NETWORKS, score_scale=1.0)},
 )
 # SOM's update on locomotion: per state of the batch the critic scores target_candidates of the actor's
 # candidates for the TD target (16 of the 32 it acts with), and per state of the actor's rows (actor_batch_size:

@@ -87,3 +87,13 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
+
+
+def assert_picture(path, min_size: int = 100) -> None:
+    """path is a PNG matplotlib can read, at least min_size pixels each way, and not one flat colour."""
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(str(path))
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) >= min_size, (path, pixels.shape)
+    assert float(np.std(pixels[..., :3])) > 0.01, f"{path} is blank"

@@ -53,7 +53,11 @@ def test_checkpoints_hold_the_whole_state(straight_run):
     assert steps == [800, 1600] and straight_run.summary["checkpoint"].endswith("/1600")
     config = load_config(straight_run.run_dir)
     state, meta = _final_state(straight_run.run_dir, config)
-    assert meta["env_steps"] == 1600 and len(meta["wandb_run_id"]) == 8 and meta["walltime_s"] > 0
+    assert meta["env_steps"] == 1600 and len(meta["wandb_run_id"]) == 8
+    # the clock at the checkpoint: after the 800-step row was logged, no later than the run's end
+    with open(os.path.join(straight_run.run_dir, "metrics.jsonl")) as f:
+        at_800 = next(r["walltime_s"] for r in map(json.loads, f) if r["env_steps"] == 800)
+    assert at_800 < meta["walltime_s"] <= straight_run.summary["walltime_s"], meta
     assert int(state.env_steps) == 1600 and int(state.replay.size) == 1000  # replay full, wrapped
     assert int(state.replay.insert_pos) == 1600 % 1000
     # the checkpointed actor is the one the returned policy acts with

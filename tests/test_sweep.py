@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, dotted
+from conftest import TINY, assert_picture, dotted
 
 from mjx_som.report import write_report
 from mjx_som.sweep import expand, load_grid
@@ -76,7 +76,7 @@ def test_sweep_then_report(tmp_path):
     assert entries["som"]["final_mean"] == pytest.approx(sum(s["eval/episode_return"] for s in summaries) / 2)
     table = (report_dir / "table.md").read_text()
     assert "| bandit/eight_gaussians | som |" in table and "modes [" in table
-    assert (report_dir / "curves.png").stat().st_size > 0
+    assert_picture(report_dir / "curves.png")
 
 
 def test_report_groups_seeds_across_code_versions_and_output_settings():
