@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 
-from envs import cpu_runtime  # noqa: F401  (CPU Cholesky / triangular solves without jaxlib's LAPACK)
-
 # mujoco.mjx prints "Failed to import warp" on machines without NVIDIA Warp (it is optional).
 with contextlib.redirect_stdout(io.StringIO()):
     from mujoco import mjx  # noqa: F401

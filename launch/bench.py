@@ -20,11 +20,13 @@ algorithm it fits: --batch-size 256 (transitions per update), --buffer-size, --s
 
 from __future__ import annotations
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som.bench_suite import BenchOptions, run_bench
 from mjx_som.config import options_and_run_flags
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     options, flags = options_and_run_flags(BenchOptions, argv, __doc__)
     return run_bench(options.for_device(), flags)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som import peers
 from mjx_som.config import RunConfig, config_from_flags, parse_selection
 
 
 def main(argv: list[str] | None = None) -> int:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     argv = sys.argv[1:] if argv is None else argv
     chosen = parse_selection(argv)
     config = config_from_flags(chosen.env or RunConfig.env, "sac", argv, chosen.preset or "auto")

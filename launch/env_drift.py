@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import tyro
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 import envs
 from envs.reference import one_step_drift, reference_states
 
@@ -31,6 +32,7 @@ class DriftOptions:
 
 
 def main(argv: list[str] | None = None) -> None:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     args = tyro.cli(DriftOptions, args=argv, description=__doc__)
     print("| task | solver settings | max abs obs err | max rel obs err | max abs reward err | terminated mismatches |")
     print("|---|---|---|---|---|---|")

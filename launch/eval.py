@@ -20,10 +20,12 @@ import sys  # noqa: E402
 
 import tyro  # noqa: E402
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som.evaluation import EvalOptions, evaluate_run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     options = tyro.cli(EvalOptions, args=argv, description=__doc__)
     try:
         return evaluate_run(options)

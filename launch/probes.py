@@ -31,11 +31,13 @@ mjx_som/probe_suite.py; this file is their CLI.
 
 from __future__ import annotations
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som.config import options_and_run_flags
 from mjx_som.probe_suite import ProbeOptions, run_probes
 
 
 def main(argv: list[str] | None = None) -> dict:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     options, flags = options_and_run_flags(ProbeOptions, argv, __doc__)
     return run_probes(options, flags)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 import envs
 from mjx_som import agents, api
 from mjx_som.config import RunConfig, default_config, load_config, parse_run_flags, parse_selection
@@ -27,6 +28,7 @@ from mjx_som.sharding import device_name, init_distributed
 
 
 def main(argv: list[str] | None = None) -> int:
+    lower_cpu_linalg_without_lapack()  # before anything compiles (envs/cpu_runtime.py)
     argv = sys.argv[1:] if argv is None else argv
     chosen = parse_selection(argv)
     try:  # before anything touches a device

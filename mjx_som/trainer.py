@@ -23,6 +23,7 @@ from brax.training.acme import running_statistics
 from flax import struct
 
 from envs.wrappers import VecEnv
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som.agents.base import Agent, improve_and_update
 from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_target
 from mjx_som.sharding import replicated, split_leading, state_shardings
@@ -167,6 +168,7 @@ class Trainer:
     """
 
     def __init__(self, env, agent: Agent, config: TrainerConfig, eval_episodes: int = 16, mesh=None):
+        lower_cpu_linalg_without_lapack()  # jaxlib 0.10's CPU LAPACK kernels deadlock MJX (envs/cpu_runtime.py)
         network_precision = config.network_precision or config.matmul_precision
         if network_precision != config.matmul_precision:  # the networks' own precision inside the chunk
             agent = networks_at_precision(agent, network_precision)

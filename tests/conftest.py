@@ -19,6 +19,10 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "mjx_som_tests_jax_cache"))
 
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack  # noqa: E402  (after JAX_PLATFORMS is set)
+
+lower_cpu_linalg_without_lapack()  # as every launch script does where it starts (envs/cpu_runtime.py)
+
 # a SOM run on a bandit small enough to compile and train in seconds: 150 updates, 16-unit networks
 TINY = dict(
     num_envs=8,

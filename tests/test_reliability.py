@@ -407,9 +407,18 @@ def test_a_partial_last_metrics_line_is_dropped_and_a_damaged_one_named(tmp_path
 
 def test_cpu_cholesky_and_triangular_solves_avoid_jaxlibs_deadlocking_lapack_kernels():
     """jaxlib 0.10's batched LAPACK kernels deadlock XLA:CPU's intra-op pool at thousands of MJX envs
-    (docs/troubleshooting.md): after `import envs` the CPU lowering of MJX's cho_factor / cho_solve must
-    call no LAPACK kernel, and still solve the systems."""
-    assert envs.cpu_runtime.LAPACK_BYPASSED  # this machine's jaxlib is older than the fixed one
+    (docs/troubleshooting.md): once lower_cpu_linalg_without_lapack() ran (conftest calls it, as every launch
+    script and the Trainer do) the CPU lowering of MJX's cho_factor / cho_solve calls no LAPACK kernel and
+    still solves the systems; importing envs and mjx_som alone changes nothing (a fresh process)."""
+    from envs.cpu_runtime import lower_cpu_linalg_without_lapack
+
+    probe = (
+        "import jax, jax.numpy as jnp, envs, mjx_som; a = jnp.eye(3)[None]; "
+        "print(jax.jit(lambda a: jax.scipy.linalg.cho_factor(a)[0]).lower(a).as_text().count('lapack'))"
+    )
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert int(fresh.stdout.strip()) > 0  # on import the LAPACK lowering stays: nothing is patched
+    assert lower_cpu_linalg_without_lapack()  # this machine's jaxlib is older than the fixed one
     rng = np.random.default_rng(0)
     a = rng.standard_normal((64, 9, 9)).astype(np.float32)
     a = a @ a.transpose(0, 2, 1) + 9 * np.eye(9, dtype=np.float32)
