@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import tyro
 
-from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 import envs
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from envs.reference import one_step_drift, reference_states
 
 SETTINGS = {

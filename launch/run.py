@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 import envs
+from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som import agents, api
 from mjx_som.config import RunConfig, default_config, load_config, parse_run_flags, parse_selection
 from mjx_som.runner import default_run_dir

@@ -22,8 +22,8 @@ from brax.training import acme
 from brax.training.acme import running_statistics
 from flax import struct
 
-from envs.wrappers import VecEnv
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
+from envs.wrappers import VecEnv
 from mjx_som.agents.base import Agent, improve_and_update
 from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_target
 from mjx_som.sharding import replicated, split_leading, state_shardings
