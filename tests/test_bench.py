@@ -16,6 +16,7 @@ def _bench(monkeypatch, argv):
 
 def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
+    timed = _recording_time_calls(monkeypatch)
     _bench(
         monkeypatch,
         [
@@ -34,7 +35,10 @@ def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
     )
     records = json.loads(out.read_text())
     assert [(r["num_envs"], r["wrapper"]) for r in records] == [(2, "mjx_som"), (8, "mjx_som")]
-    assert all(r["env_steps_per_s"] > 0 and r["device"] == "cpu" for r in records)
+    assert all(r["device"] == "cpu" for r in records)
+    # the rate of each record: its envs x 5 steps per call over each timed call's seconds, averaged
+    for r, seconds in zip(records, timed, strict=True):
+        assert r["env_steps_per_s"] == pytest.approx(np.mean(r["num_envs"] * 5 / np.asarray(seconds)), rel=1e-6)
     # each measurement call reports its progress (a stuck one is visible, and dumps its stacks)
     err = capsys.readouterr().err
     assert "[bench] env-only (mjx_som), 8 envs x 5 steps: call 3/3" in err and "warm-up (compile)" in err
@@ -158,11 +162,14 @@ def test_a_playground_task_is_also_stepped_through_playgrounds_own_wrapper(tmp_p
     """The adapter's cost: the same task, the same envs, through our VecEnv and through Playground's
     training wrapper (docs/benchmarks.md has the figures)."""
     out = tmp_path / "bench.json"
+    timed = _recording_time_calls(monkeypatch)
     flags = ["--env", "playground/CartpoleBalance", "--env-only", "--num-envs", "4", "--repeats", "30"]
     _bench(monkeypatch, [*flags, "--steps-per-call", "3", "--json", str(out)])
     records = json.loads(out.read_text())
     assert [(r["num_envs"], r["wrapper"]) for r in records] == [(4, "mjx_som"), (4, "playground")]
-    assert all(r["env_steps_per_s"] > 0 for r in records)
+    # two measurements, each its own timed calls (4 envs x 3 steps a call)
+    for r, seconds in zip(records, timed, strict=True):
+        assert r["env_steps_per_s"] == pytest.approx(np.mean(12 / np.asarray(seconds)), rel=1e-6)
 
 
 def test_calls_that_compile_are_warm_ups_never_timed(capsys):
