@@ -48,6 +48,11 @@ class SOMConfig(OneStepConfig, ScoreConfig):
     uniform_a0_fraction: float = 0.0
     """share of the clean actions a_0 noised to a_t that are drawn uniformly from the box instead of from the
     current policy: the field is then also trained where the policy has no mass (e.g. near a mode it missed)"""
+    target_a0_fraction: float = 0.0
+    """share of the clean actions a_0 noised to a_t drawn from the target instead of the current policy: one of
+    the state's scale_samples uniform actions, resampled with weights exp(alpha Q) (the values the temperature
+    already measured: no extra critic rows); the regression then sees a_t along the target's paths, also near
+    modes the policy has left (needs temperature regret or scaled)"""
 
     def score_config(self) -> ScoreConfig:
         return project(self, ScoreConfig)
@@ -61,6 +66,10 @@ class SOMConfig(OneStepConfig, ScoreConfig):
             raise ValueError(f"selection_regret must be in (0, 1), got {self.selection_regret}")
         if not 0 <= self.uniform_a0_fraction <= 1:
             raise ValueError(f"uniform_a0_fraction must be in [0, 1], got {self.uniform_a0_fraction}")
+        if not 0 <= self.target_a0_fraction <= 1:
+            raise ValueError(f"target_a0_fraction must be in [0, 1], got {self.target_a0_fraction}")
+        if self.target_a0_fraction > 0 and self.temperature not in ("regret", "scaled"):
+            raise ValueError("target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled")
 
 
 def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
@@ -70,7 +79,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
     measure_q = boltzmann or score_config.temperature in ("regret", "scaled")
 
     def regression_target(state, critic_params, batch, selection, key, sampler):
-        key_a0, key_times, key_eps, key_score, key_scale, key_uniform = jax.random.split(key, 6)
+        key_a0, key_times, key_eps, key_score, key_scale, key_uniform, key_target = jax.random.split(key, 7)
         obs = selection.obs  # the batch's next states, whose candidates the critic target scored
         a0 = jax.lax.stop_gradient(sampler.sample(state.actor_params, obs, key_a0))  # the current policy's actions
         if config.uniform_a0_fraction > 0:
@@ -81,7 +90,6 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
         if score_config.path == "linear":  # the network sees the capped t the noising and the velocity use
             t = jnp.minimum(t, score_config.t_max)
             r = jnp.minimum(r, t)
-        a_t = noise_action(a0, jax.random.normal(key_eps, a0.shape), t, score_config)
 
         alpha = jnp.full(obs.shape[:1], score_config.alpha)  # fixed; ess solves its own per (state, a_t)
         metrics, extra = {}, state.extra
@@ -98,6 +106,13 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
                 alpha = jnp.full(obs.shape[:1], scaled_alpha(q_uniform, score_config))
             if boltzmann:
                 extra = jax.tree.map(lambda old, new: GAP_EMA * old + (1 - GAP_EMA) * new, extra, (jnp.mean(gap), 1.0))
+            if config.target_a0_fraction > 0:  # a_0 from the target: a uniform action resampled by exp(alpha Q)
+                key_pick, key_share = jax.random.split(key_target)
+                logits = alpha[:, None] * (q_uniform - jnp.max(q_uniform, axis=1, keepdims=True))
+                resampled = jnp.take_along_axis(uniform, jax.random.categorical(key_pick, logits)[:, None, None], 1)
+                share = jax.random.uniform(key_share, a0.shape[:1] + (1,)) < config.target_a0_fraction
+                a0 = jnp.where(share, resampled[:, 0], a0)
+        a_t = noise_action(a0, jax.random.normal(key_eps, a0.shape), t, score_config)
 
         def velocity(key_i, s, a, t_i, alpha_i):
             def q_fn(actions):
