@@ -119,7 +119,7 @@ def bench_algo(
 
     agent, trainer, config = build(env, options, flags, algo, num_envs)
     state = agent.init(jax.random.PRNGKey(0))
-    precision = config.matmul_precision
+    precision = config.network_precision or config.matmul_precision  # an agent's calls are networks only
     train_ms, train_std = update_ms(
         agent, state, env.observation_size, env.action_size, config.batch_size, options.repeats, precision
     )
@@ -144,7 +144,8 @@ def bench_algo(
                 train_ms_std=train_std,
                 train_batch_size=config.batch_size,
                 num_envs=num_envs,
-                matmul_precision=precision,
+                matmul_precision=config.matmul_precision,
+                network_precision=precision,
                 loop_env_steps_per_s=loop[0],
                 loop_env_steps_per_s_std=loop[1],
                 diffusion_steps=getattr(config.algo_config(), "diffusion_steps", 1),

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from conftest import assert_picture
 
+import envs
+
 
 def _bench(monkeypatch, argv):
     monkeypatch.setattr(sys, "argv", ["bench.py", *argv])
@@ -288,3 +290,23 @@ def test_actor_batch_size_cuts_the_actors_share_of_the_update():
     whole, half = (_update_gflops("som", "cpu", flags + ("--som.actor-batch-size", n)) for n in ("0", "128"))
     actor_share = 2 * (whole - half)  # what the actor's rows cost at the whole batch: 64 proposals per state
     assert 0.5 * whole < actor_share < whole, (whole, half)
+
+
+def test_the_algorithm_bench_times_the_networks_at_the_network_precision(monkeypatch):
+    """--network-precision sets what an agent's act() and update are traced under (they are networks only);
+    --matmul-precision (the physics') is recorded beside it."""
+    from mjx_som import bench_suite
+
+    seen = []
+    fake_time = lambda *args: seen.append(args[-1]) or (1.0, 0.0)  # noqa: E731  (ms, std)
+    fake_cost = lambda *args: seen.append(args[-1]) or {"gflops": 1.0, "compile_s": 0.0}  # noqa: E731
+    for name in ("update_ms", "inference_ms"):
+        monkeypatch.setattr(bench_suite, name, fake_time)
+    for name in ("update_cost", "inference_cost"):
+        monkeypatch.setattr(bench_suite, name, fake_cost)
+    options = bench_suite.BenchOptions(env="bandit/eight_gaussians", algos="sac", skip_loop=True)
+    env = envs.make("bandit/eight_gaussians")
+    flags = ["--network-precision", "default", "--sac.actor-hidden", "8", "--sac.critic-hidden", "8"]
+    (record,) = bench_suite.bench_algo(env, options, flags, "sac", [4], 8)
+    assert seen == ["default"] * 4
+    assert (record["network_precision"], record["matmul_precision"]) == ("default", "highest")
