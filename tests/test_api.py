@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -160,6 +161,18 @@ def test_policy_is_batched_and_reproducible_from_its_key(tiny_run):
     assert actions.shape == (5, 2)
     np.testing.assert_array_equal(np.asarray(actions), np.asarray(tiny_run.policy(obs, jax.random.PRNGKey(0))))
     assert not np.allclose(np.asarray(actions), np.asarray(tiny_run.policy(obs, jax.random.PRNGKey(1))))
+
+
+def test_precision_check_emulates_tf32_and_restores_float32(tiny_run, capsys):
+    """launch/precision_check.py: the TF32 rounding takes effect (the candidates move, a little) and the
+    float32 matmuls are back afterwards (the same policy call gives the same actions as before)."""
+    obs, key = jnp.zeros((4, 1)), jax.random.PRNGKey(3)
+    before = np.asarray(tiny_run.policy(obs, key))
+    namespace = runpy.run_path("launch/precision_check.py")
+    result = namespace["main"]([tiny_run.run_dir, "--states", "64"])
+    assert 0 < result["candidate_max_abs_change"] < 0.05, result
+    assert result["ess_float32"] > 0 and abs(result["ess_tf32"] - result["ess_float32"]) < 0.05, result
+    np.testing.assert_array_equal(before, np.asarray(tiny_run.policy(obs, key)))
 
 
 def test_load_restores_the_trained_run(tiny_run):
