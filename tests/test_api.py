@@ -333,6 +333,11 @@ BAD_INPUTS = [
     (dict(warmup_share=1.0), r"--warmup-share must be in \[0, 1\), got 1.0"),
     (dict(warmup_share=0.5, learning_starts=0), "--warmup-share 0.5 needs warm-up data: --learning-starts is 0"),
     (dict(warmup_share=0.5), "--warmup-share 0.5 draws from the warm-up transitions all run, but --buffer-size 1000 "),
+    (dict(som=dict(target_a0_fraction=1.5)), r"target_a0_fraction must be in \[0, 1\], got 1.5"),
+    (
+        dict(som=dict(target_a0_fraction=0.5, temperature="fixed")),
+        "target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled",
+    ),
     (dict(som=dict(actor_batch_size=-1)), r"--som settings: actor_batch_size must be >= 0 \(0 = the whole batch\)"),
     (dict(som=dict(actor_batch_size=24)), r"--som.actor-batch-size 24 must divide --batch-size 32 \(the actor"),
     (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
