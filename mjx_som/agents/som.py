@@ -79,7 +79,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
     measure_q = boltzmann or score_config.temperature in ("regret", "scaled")
 
     def regression_target(state, critic_params, batch, selection, key, sampler):
-        key_a0, key_times, key_eps, key_score, key_scale, key_uniform, key_target = jax.random.split(key, 7)
+        key_a0, key_times, key_eps, key_score, key_scale, key_uniform = jax.random.split(key, 6)
         obs = selection.obs  # the batch's next states, whose candidates the critic target scored
         a0 = jax.lax.stop_gradient(sampler.sample(state.actor_params, obs, key_a0))  # the current policy's actions
         if config.uniform_a0_fraction > 0:
@@ -107,7 +107,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
             if boltzmann:
                 extra = jax.tree.map(lambda old, new: GAP_EMA * old + (1 - GAP_EMA) * new, extra, (jnp.mean(gap), 1.0))
             if config.target_a0_fraction > 0:  # a_0 from the target: a uniform action resampled by exp(alpha Q)
-                key_pick, key_share = jax.random.split(key_target)
+                key_pick, key_share = jax.random.split(jax.random.fold_in(key, 7))  # the other keys as before
                 logits = alpha[:, None] * (q_uniform - jnp.max(q_uniform, axis=1, keepdims=True))
                 resampled = jnp.take_along_axis(uniform, jax.random.categorical(key_pick, logits)[:, None, None], 1)
                 share = jax.random.uniform(key_share, a0.shape[:1] + (1,)) < config.target_a0_fraction
