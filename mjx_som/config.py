@@ -231,8 +231,9 @@ _CHEAP_PRESET = dict(
 # candidates for the TD target (16 of the 32 it acts with), and per state of the actor's rows (actor_batch_size:
 # half the batch) K = 32 posterior proposals and 8 uniform actions for the temperature. With the paper's
 # 32 / 100 / 16 at every state the accelerator preset's update was 24x SAC's XLA FLOPs (2.82 against 0.118
-# TFLOP at batch 8192), now 6.5x (0.764); on the CPU preset 13x -> 6.4x, and the CPU preset learns as well
-# (HalfCheetah/Hopper, 3 seeds: docs/benchmarks.md, "A cheaper SOM update").
+# TFLOP at batch 8192), now 6.5x (0.764); on the CPU preset 13x -> 6.4x. Whether it learns as well is not yet
+# shown: HalfCheetah 3,622 +- 326 against 3,961 +- 80 before (2 seeds), in 60% of the wall clock
+# (docs/benchmarks.md, "A cheaper SOM update").
 _SOM_LOCOMOTION = dict(num_samples=32, target_candidates=16, scale_samples=8)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
@@ -361,10 +362,15 @@ def default_config(env_name: str, algo: str = "som", preset: str = "auto", proto
     return with_protocol(config, protocol)
 
 
-def with_protocol(config: RunConfig, protocol: str) -> RunConfig:
-    """config with protocol's settings for its algorithm (PROTOCOLS) and config.protocol set."""
+def check_protocol(protocol: str) -> None:
+    """A ValueError naming --protocol and the allowed values for an unknown protocol."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+
+
+def with_protocol(config: RunConfig, protocol: str) -> RunConfig:
+    """config with protocol's settings for its algorithm (PROTOCOLS) and config.protocol set."""
+    check_protocol(protocol)
     return _with_preset(dataclasses.replace(config, protocol=protocol), PROTOCOLS[protocol])
 
 
@@ -504,8 +510,7 @@ def validate(config: RunConfig, env) -> None:
     """Every check that can fail before compiling, with the flag, the value and what is allowed."""
     agents.config_class(config.algo)
     preset_machine(config.preset)  # an unknown preset fails here, naming the allowed ones
-    if config.protocol not in PROTOCOLS:
-        raise ValueError(f"--protocol {config.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    check_protocol(config.protocol)
     positive = (
         "num_envs",
         "total_steps",
