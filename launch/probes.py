@@ -26,14 +26,14 @@ Probes (each writes PNGs into --out and its numbers into --out/probes.json):
 Training runs go to --runs (default OUT/runs); a finished run with the same config is reused. Any
 flag not listed in --help is one of launch/run.py's, over each env's preset, for every run it fits
 (--total-steps 96000; --som.alpha 10 reaches SOM's runs only). The probes live in
-mjx_som/probe_suite.py; this file is their CLI.
+mjx_som_lab/probe_suite.py; this file is their CLI.
 """
 
 from __future__ import annotations
 
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som.config import options_and_run_flags
-from mjx_som.probe_suite import ProbeOptions, run_probes
+from mjx_som_lab.probe_suite import ProbeOptions, run_probes
 
 
 def main(argv: list[str] | None = None) -> dict:

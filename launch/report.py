@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import tyro
 
-from mjx_som.report import parse_targets, write_report
+from mjx_som_lab.report import parse_targets, write_report
 
 
 @dataclass(frozen=True)

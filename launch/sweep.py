@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import tyro
 
-from mjx_som.sweep import expand, load_grid
+from mjx_som_lab.sweep import expand, load_grid
 
 
 @dataclass(frozen=True)

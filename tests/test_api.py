@@ -408,7 +408,7 @@ def test_a_run_holds_one_algorithm_block_in_its_config_json_and_its_cli():
 
 
 def test_brax_sac_peer_gets_our_sac_runs_settings():
-    from mjx_som.peers import brax_sac_settings
+    from mjx_som_lab.peers import brax_sac_settings
 
     config = default_config("HalfCheetah-v4", "sac", "cpu")
     settings = brax_sac_settings(config)
@@ -491,3 +491,28 @@ def test_runs_use_a_persistent_compilation_cache_unless_told_otherwise(monkeypat
         assert jax.config.jax_compilation_cache_dir == str(tmp_path)
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_mjx_som_imports_no_research_tool():
+    """The library stands below its research tools: no mjx_som source imports mjx_som_lab (a lazy import inside a
+    function included), and importing every mjx_som module in a fresh process loads none of mjx_som_lab."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(mjx_som.__file__).parent
+    importers = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            importers += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "mjx_som_lab"]
+    assert importers == []
+    probe = (
+        "import importlib, pkgutil, sys, mjx_som\n"
+        "names = [m.name for m in pkgutil.walk_packages(mjx_som.__path__, 'mjx_som.')]\n"
+        "[importlib.import_module(n) for n in names]\n"
+        "print(len(names), sorted(k for k in sys.modules if k.split('.')[0] == 'mjx_som_lab'))"
+    )
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    count, loaded = fresh.stdout.split(" ", 1)
+    assert int(count) >= 25 and loaded.strip() == "[]"

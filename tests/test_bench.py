@@ -1,4 +1,4 @@
-"""launch/bench.py (run.py flags, clear errors) and mjx_som.bench_suite at tiny sizes: JSON and pictures."""
+"""launch/bench.py (run.py flags, clear errors) and mjx_som_lab.bench_suite at tiny sizes: JSON and pictures."""
 
 import json
 import runpy
@@ -47,7 +47,7 @@ def test_env_only_bench_writes_json(tmp_path, monkeypatch, capsys):
 
 
 def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
-    import mjx_som.bench_suite as suite
+    import mjx_som_lab.bench_suite as suite
 
     parsed = []  # run.py's flags are parsed once per algorithm: by the check, reused by every measurement
     parse = suite.config_from_flags
@@ -132,7 +132,7 @@ def test_bench_takes_run_flags_and_names_replaced_ones(monkeypatch, capsys):
 
 def _recording_time_calls(monkeypatch) -> list:
     """benchmarks.time_calls, recording the seconds of each call it returns."""
-    from mjx_som import benchmarks
+    from mjx_som_lab import benchmarks
 
     timed, real = [], benchmarks.time_calls
 
@@ -151,7 +151,7 @@ def test_dipo_update_is_timed_with_its_improve_step(monkeypatch):
 
     from mjx_som.agents import EnvSpec, make_agent
     from mjx_som.agents.dipo import DIPOConfig
-    from mjx_som.benchmarks import update_ms
+    from mjx_som_lab.benchmarks import update_ms
 
     agent = make_agent("dipo", DIPOConfig(actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2), EnvSpec(3, 2, 4))
     timed = _recording_time_calls(monkeypatch)
@@ -181,7 +181,7 @@ def test_calls_that_compile_are_warm_ups_never_timed(capsys):
     import jax.numpy as jnp
     import pytest
 
-    from mjx_som.benchmarks import time_calls
+    from mjx_som_lab.benchmarks import time_calls
 
     double = jax.jit(lambda x: 2 * x)
     sizes = iter([3, 4, 4, 4, 4, 4])  # the second call sees a new shape: it compiles again
@@ -201,8 +201,8 @@ def test_an_update_that_compiles_twice_is_timed_with_a_key_for_every_call(monkey
     import jax
 
     from mjx_som.agents import EnvSpec, make_agent
-    from mjx_som.benchmarks import update_ms
     from mjx_som.config import RunConfig
+    from mjx_som_lab.benchmarks import update_ms
 
     config = dataclasses.replace(RunConfig().dpmd, actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2)
     agent = make_agent("dpmd", config, EnvSpec(3, 2, 4))
@@ -222,9 +222,9 @@ def test_bench_traces_at_the_trainers_matmul_precision():
     import jax
 
     from mjx_som.agents import EnvSpec, make_agent
-    from mjx_som.benchmarks import inference_fn, update_fn
     from mjx_som.config import RunConfig
     from mjx_som.replay import Transition
+    from mjx_som_lab.benchmarks import inference_fn, update_fn
 
     config = dataclasses.replace(RunConfig().som, actor_hidden=(8,), critic_hidden=(8,), num_samples=4)
     agent = make_agent("som", config, EnvSpec(3, 2, 4))
@@ -254,7 +254,7 @@ def test_xla_cost_counts_a_matmuls_flops():
     import jax
     import jax.numpy as jnp
 
-    from mjx_som.benchmarks import xla_cost
+    from mjx_som_lab.benchmarks import xla_cost
 
     cost = xla_cost(jax.jit(jnp.dot), jnp.ones((64, 128)), jnp.ones((128, 32)))
     assert cost["gflops"] == pytest.approx(2 * 64 * 128 * 32 / 1e9, rel=1e-6)
@@ -267,8 +267,8 @@ def _update_gflops(algo: str, preset: str, flags: tuple[str, ...] = ()) -> float
 
     from mjx_som import agents
     from mjx_som.agents.base import EnvSpec
-    from mjx_som.bench_suite import run_config
-    from mjx_som.benchmarks import update_cost
+    from mjx_som_lab.bench_suite import run_config
+    from mjx_som_lab.benchmarks import update_cost
 
     config = run_config("HalfCheetah-v4", algo, flags, preset)
     agent = agents.make_agent(algo, config.algo_config(), EnvSpec(17, 6, 1000))
@@ -295,7 +295,7 @@ def test_actor_batch_size_cuts_the_actors_share_of_the_update():
 def test_the_algorithm_bench_times_the_networks_at_the_network_precision(monkeypatch):
     """--network-precision sets what an agent's act() and update are traced under (they are networks only);
     --matmul-precision (the physics') is recorded beside it."""
-    from mjx_som import bench_suite
+    from mjx_som_lab import bench_suite
 
     seen = []
     fake_time = lambda *args: seen.append(args[-1]) or (1.0, 0.0)  # noqa: E731  (ms, std)

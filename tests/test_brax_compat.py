@@ -6,12 +6,12 @@ import pytest
 from brax.training.agents.ppo import train as ppo
 
 import envs
-from mjx_som.peers import device_put_replicated
+from mjx_som_lab.peers import device_put_replicated
 
 
 @pytest.fixture
 def brax_on_current_jax(monkeypatch):
-    """brax 0.14.2 still calls jax.device_put_replicated, which jax 0.10 removed (mjx_som.peers has the
+    """brax 0.14.2 still calls jax.device_put_replicated, which jax 0.10 removed (mjx_som_lab.peers has the
     replacement)."""
     if hasattr(jax, "device_put_replicated"):
         return

@@ -1,5 +1,5 @@
 """Mechanism probes (issue 7): the analytic mixture score they compare against is itself right, the
-estimator agrees with it, and the probes (mjx_som.probe_suite) run at tiny sizes and write their files."""
+estimator agrees with it, and the probes (mjx_som_lab.probe_suite) run at tiny sizes and write their files."""
 
 import json
 import shutil
@@ -13,10 +13,10 @@ from conftest import assert_picture
 from mjx_som import agents
 from mjx_som.config import to_flags
 from mjx_som.logging import read_metrics
-from mjx_som.probe_suite import ProbeOptions, run_probes
-from mjx_som.probes import ascend_q, cosine, estimated_score, gmm_log_density, gmm_noised_score
-from mjx_som.runstore import RunStore
 from mjx_som.score import ScoreConfig, path_coefficients
+from mjx_som_lab.probe_suite import ProbeOptions, run_probes
+from mjx_som_lab.probes import ascend_q, cosine, estimated_score, gmm_log_density, gmm_noised_score
+from mjx_som_lab.runstore import RunStore
 
 MEANS = jnp.array([[0.7, 0.0], [0.0, 0.7], [-0.7, 0.0], [0.0, -0.7]])
 STD0, WEIGHTS = jnp.full(4, 0.1), jnp.array([0.1, 0.2, 0.3, 0.4])
@@ -69,9 +69,9 @@ def test_qdiag_measures_any_run_sac_included(algo):
     state, and a greedy action that gains under its own critic when it climbs the gradient."""
     from mjx_som.api import LoadedRun
     from mjx_som.config import resolve_config
-    from mjx_som.probe_suite import QDIAG_CANDIDATES, greedy_headroom
-    from mjx_som.probes import candidates
     from mjx_som.runner import greedy_policy, make_trainer
+    from mjx_som_lab.probe_suite import QDIAG_CANDIDATES, greedy_headroom
+    from mjx_som_lab.probes import candidates
 
     nets = {algo: dict(actor_hidden=(16,), critic_hidden=(16,))}
     config = resolve_config("bandit/eight_gaussians", algo, num_envs=4, buffer_size=64, learning_starts=32, **nets)
@@ -90,7 +90,7 @@ def test_greedy_headroom_measures_the_ascent_on_a_known_critic(monkeypatch):
     every uniform action with a_2 > 0 and |a - optimum| < 2.06 beats the origin."""
     from types import SimpleNamespace
 
-    from mjx_som import probe_suite
+    from mjx_som_lab import probe_suite
 
     optimum = jnp.array([0.5, 2.0])
     monkeypatch.setattr(probe_suite, "q_values", lambda run, obs, a: -jnp.sum(jnp.square(a - optimum), axis=-1))
@@ -215,7 +215,7 @@ def test_probe_options_refuse_what_the_probes_choose():
 def test_discounted_returns_and_which_of_them_a_rollout_knows():
     """By hand: env 0 ends after its 3rd step (returns exact), env 1 runs past the rollout's end (only steps a
     whole horizon before the end are known)."""
-    from mjx_som.probes import discounted_returns, known_returns
+    from mjx_som_lab.probes import discounted_returns, known_returns
 
     rewards = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [9.0, 1.0], [9.0, 1.0]])
     alive = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
@@ -232,8 +232,8 @@ def test_rollout_diagnostics_on_a_run_with_a_known_critic():
     returns gives q_bias = -return_mean; consecutive actions of a policy that ignores time differ."""
     from mjx_som.api import LoadedRun
     from mjx_som.config import resolve_config
-    from mjx_som.probes import greedy_rollout, rollout_diagnostics
     from mjx_som.runner import greedy_policy, make_trainer
+    from mjx_som_lab.probes import greedy_rollout, rollout_diagnostics
 
     nets = dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4, num_candidates=4)
     config = resolve_config("InvertedPendulum-v4", "som", num_envs=2, buffer_size=64, learning_starts=32, som=nets)
@@ -256,7 +256,7 @@ def test_an_interrupted_run_stops_the_probes_instead_of_feeding_them(tmp_path, m
     trained run and going on to the next; with --no-train an interrupted run is not a finished one."""
     import types
 
-    import mjx_som.runstore as runstore
+    import mjx_som_lab.runstore as runstore
 
     interrupted = {"interrupted": True, "env_steps": 400}
     monkeypatch.setattr(runstore, "run", lambda config, env=None: types.SimpleNamespace(summary=interrupted))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import envs
-from mjx_som import probes
 from mjx_som.score import (
     ScoreConfig,
     ess_fraction,
@@ -22,6 +21,7 @@ from mjx_som.score import (
     target_velocity,
     vp_mu_sigma,
 )
+from mjx_som_lab import probes
 
 # Q(a) = -|a - m|^2 / 2 makes the Boltzmann target exp(alpha Q) the Gaussian N(m, I / alpha).
 # With alpha = 100 its std is 0.1 and m sits >= 8 std inside the box, so truncation is negligible.
@@ -177,7 +177,7 @@ def test_a_critic_flat_in_the_action_gives_equal_finite_weights(temperature):
 
 def integrate_field(config: ScoreConfig, num_points=256, steps=200, seed=0):
     """The estimated target field Euler-integrated from noise (t = 1) to t = 0 with the TRUE Q of
-    eight_gaussians (mjx_som.probes.integrate_field, the probes' own): (bandit, actions [P, 2])."""
+    eight_gaussians (mjx_som_lab.probes.integrate_field, the probes' own): (bandit, actions [P, 2])."""
     bandit = envs.make("bandit/eight_gaussians")
     field = jax.jit(lambda key: probes.integrate_field(key, jax.vmap(bandit.reward_fn), num_points, 2, config, steps))
     return bandit, field(jax.random.PRNGKey(seed))

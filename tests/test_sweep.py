@@ -1,4 +1,4 @@
-"""launch/sweep.py runs a 2 x 2 grid of tiny runs; mjx_som.report turns them into the table and plot."""
+"""launch/sweep.py runs a 2 x 2 grid of tiny runs; mjx_som_lab.report turns them into the table and plot."""
 
 import json
 import subprocess
@@ -9,8 +9,8 @@ import pytest
 import yaml
 from conftest import TINY, assert_picture, dotted
 
-from mjx_som.report import write_report
-from mjx_som.sweep import expand, load_grid
+from mjx_som_lab.report import write_report
+from mjx_som_lab.sweep import expand, load_grid
 
 # TINY's run, eval every 400 steps, and MFP's networks as small as SOM's (YAML takes lists, not tuples)
 SWEEP_FLAGS = dotted(
@@ -82,7 +82,7 @@ def test_sweep_then_report(tmp_path):
 def test_report_groups_seeds_across_code_versions_and_output_settings():
     """Seeds whose configs differ only in where and how often they save, or in a setting an older version
     of the code wrote (or lacked), form one group; a setting that changes learning still splits them."""
-    from mjx_som.report import group_runs
+    from mjx_som_lab.report import group_runs
 
     def run(seed, **extra):
         som = {"alpha_scaled": 5.0, **extra.pop("som", {})}
@@ -106,7 +106,7 @@ def test_report_statistics_over_seeds(tmp_path):
     (checked against the t distribution by hand); the CLI refuses --last-evals 0 before reading any run."""
     from scipy import stats
 
-    from mjx_som.report import build_report, table_markdown
+    from mjx_som_lab.report import build_report, table_markdown
 
     def run(seed, returns):
         evals = [(1000 * (i + 1), 10.0 * (i + 1), r) for i, r in enumerate(returns)]

@@ -1,6 +1,6 @@
 """launch/bench.py's measurements (it is their CLI): per algorithm, inference ms per greedy act() call,
 training ms per gradient update and the training loop's env steps/s, plus env-only steps/s; the
-timing primitives are in mjx_som/benchmarks.py, the figures in mjx_som/plotting.py."""
+timing primitives are in mjx_som_lab/benchmarks.py, the figures in mjx_som_lab/figures.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import envs
 from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som import agents
 from mjx_som.agents import EnvSpec
-from mjx_som.benchmarks import (
+from mjx_som.config import RunConfig, check_replaced_flags, config_from_flags
+from mjx_som.sharding import device_name
+from mjx_som.trainer import Trainer
+from mjx_som_lab.benchmarks import (
     env_throughput,
     inference_cost,
     inference_ms,
@@ -21,10 +24,7 @@ from mjx_som.benchmarks import (
     update_cost,
     update_ms,
 )
-from mjx_som.config import RunConfig, check_replaced_flags, config_from_flags
-from mjx_som.plotting import bench_bars, bench_scaling
-from mjx_som.sharding import device_name
-from mjx_som.trainer import Trainer
+from mjx_som_lab.figures import bench_bars, bench_scaling
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """Training runs kept for reuse, one folder per (env, algo, seed) under a folder: the mechanism probes
-(mjx_som/probe_suite.py) train through it, so an interrupted probe sweep picks up where it stopped."""
+(mjx_som_lab/probe_suite.py) train through it, so an interrupted probe sweep picks up where it stopped."""
 
 from __future__ import annotations
 

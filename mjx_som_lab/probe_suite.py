@@ -1,7 +1,7 @@
 """The mechanism probes (launch/probes.py is their CLI): pictures and numbers that show what SOM's actor
 does on 2-D bandits. Each probe writes its PNG into `out` and returns its numbers; summary_markdown
-turns them into tables. The field tools they use: mjx_som/probes.py; their figures: mjx_som/plotting.py;
-their training runs: mjx_som/runstore.py.
+turns them into tables. The field tools they use: mjx_som_lab/probes.py; their figures: mjx_som_lab/figures.py;
+their training runs: mjx_som_lab/runstore.py.
 
 - score: SOM's estimated score against the analytic noised score of a Gaussian-mixture target.
 - ablation: the transport of the estimated field itself with the TRUE reward as Q (no learning), by K,
@@ -25,10 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from mjx_som import agents, plotting
+from mjx_som import agents
 from mjx_som.api import load
 from mjx_som.config import config_from_flags, to_flags
-from mjx_som.probes import (
+from mjx_som.score import ScoreConfig, path_coefficients
+from mjx_som_lab import figures
+from mjx_som_lab.probes import (
     ascend_q,
     candidates,
     cosine,
@@ -43,8 +45,7 @@ from mjx_som.probes import (
     transport,
     velocity_field,
 )
-from mjx_som.runstore import RunStore
-from mjx_som.score import ScoreConfig, path_coefficients
+from mjx_som_lab.runstore import RunStore
 
 PROBES = ("score", "ablation", "learned", "family", "noise", "qdiag")
 COVERAGE_KEYS = ("modes_covered", "high_reward_fraction", "bon_modes_covered", "bon_high_reward_fraction")
@@ -91,7 +92,7 @@ def probe_score(out: str, quick: bool) -> dict:
         }
         fields.append((t, np.asarray(true), np.asarray(est)))
     path = os.path.join(out, "score_estimate.png")
-    plotting.score_directions(path, np.asarray(grid), side, fields, results, config.num_samples)
+    figures.score_directions(path, np.asarray(grid), side, fields, results, config.num_samples)
     return {"num_samples": config.num_samples, "times": results}
 
 
@@ -117,12 +118,12 @@ def probe_ablation(out: str, quick: bool) -> dict:
             results[f"{axis}={value}"] = stats
             pictures.append((f"{axis} = {value}", np.asarray(actions), stats))
     title = "the estimated field integrated from noise, true Q (no learning)"
-    plotting.field_samples(os.path.join(out, "estimator_ablation.png"), bandit, pictures, title)
+    figures.field_samples(os.path.join(out, "estimator_ablation.png"), bandit, pictures, title)
     return {"samples": samples, "euler_steps": steps, "settings": results}
 
 
 def field_transport(bandit, q_fn, score_config, noise, quick) -> tuple[dict, jax.Array]:
-    """SOM's target field for Q = q_fn integrated from noise (mjx_som.probes.integrate_field): coverage
+    """SOM's target field for Q = q_fn integrated from noise (mjx_som_lab.probes.integrate_field): coverage
     of 2048 random draws, and where it sends the noise points [P, 2] (clipped to the box)."""
     steps = 20 if quick else 100
     samples = integrate_field(jax.random.PRNGKey(1), q_fn, 128 if quick else 2048, 2, score_config, steps)
@@ -178,7 +179,7 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, flags, quick) ->
                 "num_high_modes": stats["num_high_modes"],
             }
         path = os.path.join(out, f"transport_{bandit_name.split('/')[-1]}.png")
-        plotting.transport_maps(path, bandit, {**field_maps, **maps}, first, noise)
+        figures.transport_maps(path, bandit, {**field_maps, **maps}, first, noise)
     return results
 
 
@@ -245,7 +246,7 @@ def probe_family(out, runs: RunStore, landscapes, multipliers, methods, seeds, f
                         maps[(method, landscape)] = (loaded.env, samples)
             keys = FAMILY_KEYS + (ARGMAX_KEYS if all(ARGMAX_KEYS[0] in r for r in rows) else ())
             results[f"{method} x{multiplier:g}"] = {"runs": rows, **mean_std(rows, keys)}
-    plotting.family_maps(os.path.join(out, "family_maps.png"), methods, landscapes[:6], maps)
+    figures.family_maps(os.path.join(out, "family_maps.png"), methods, landscapes[:6], maps)
     return results
 
 
@@ -293,7 +294,7 @@ def probe_noise(out, runs: RunStore, bandit_name, scales, seeds, flags, quick) -
         results[f"reward_noise={scale:g}"] = level
         rows.append((scale, np.asarray(q).reshape(side, side), fields, samples, level))
     title = f"SOM on {bandit_name} with noisy rewards (seed {seeds[0]})"
-    plotting.critic_noise(os.path.join(out, "critic_noise.png"), base, rows, np.asarray(points), side, title)
+    figures.critic_noise(os.path.join(out, "critic_noise.png"), base, rows, np.asarray(points), side, title)
     return {"bandit": bandit_name, "times": list(times), "levels": results}
 
 
@@ -381,7 +382,7 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
     }
     title = f"Q diagnostics on {loaded[0].config.env}, {num_states} states from {labels[0]}'s replay"
-    shares = plotting.q_diagnostics(os.path.join(out, "q_diagnostics.png"), values, cands, labels, title)
+    shares = figures.q_diagnostics(os.path.join(out, "q_diagnostics.png"), values, cands, labels, title)
     return {
         "env": loaded[0].config.env,
         "runs": dict(zip(labels, run_dirs, strict=True)),

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from mjx_som.logging import flatten_config, read_metrics
-from mjx_som.plotting import report_curves
+from mjx_som_lab.figures import report_curves
 
 # Table 1 of the SOM paper (arXiv 2605.23365): final return, mean ± std over seeds.
 PAPER = {
