@@ -26,7 +26,7 @@ from mjx_som.agents import (
     SDACConfig,
     SOMConfig,
 )
-from mjx_som.agents.base import EnvSpec
+from mjx_som.agents.base import EnvSpec, column_size
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
 from mjx_som.logging import flatten_config, resolve_wandb_mode
 from mjx_som.replay import replay_bytes
@@ -604,10 +604,10 @@ def validate(config: RunConfig, env) -> None:
             f"--{config.algo}.actor-batch-size {actor_batch} must divide --batch-size {config.batch_size} "
             "(the actor regresses at every (batch / actor batch)-th row; 0 = the whole batch)"
         )
-    # building an agent compiles nothing; one that improves stored actions keeps a target_action column
+    # building an agent compiles nothing; one with init_column keeps a column of its own in the replay
     agent = agents.make_agent(config.algo, config.algo_config(), EnvSpec(env.observation_size, env.action_size, 1))
-    target_actions = agent.improve is not None
-    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size, target_actions) // num_devices
+    column = column_size(agent, env.action_size)
+    buffer = replay_bytes(config.buffer_size, env.observation_size, env.action_size, column) // num_devices
     limit = sharding.memory_limit_bytes()
     if buffer > 0.8 * limit:
         raise ValueError(

@@ -23,10 +23,10 @@ class Transition:
     done: jax.Array  # [N] 1.0 where the episode ended by termination or truncation (an n-step return stops)
     # [N] the factor on the bootstrapped value, gamma^m for an m-step return; set by replay_sample, not stored
     discount: jax.Array | None = None
-    # [N, A] an action the agent improves over training and writes back (DIPO; Agent.improve); stored
-    # (starting as `action`) only for such an agent, None otherwise
-    target_action: jax.Array | None = None
-    # [N] int32 the buffer rows a batch was drawn from (for writing target_action back); set by replay_sample
+    # [N, E] a column an agent keeps per row and rewrites as it learns: Agent.init_column gives its first value at
+    # insertion, Agent.update returns the batch rows' new values; None for an agent that keeps none
+    agent_column: jax.Array | None = None
+    # [N] int32 the buffer rows a batch was drawn from (for writing agent_column back); set by replay_sample
     row: jax.Array | None = None
 
 
@@ -41,8 +41,8 @@ class ReplayState:
         return self.data.reward.shape[0]
 
 
-def replay_init(capacity: int, obs_size: int, action_size: int, target_actions: bool = False) -> ReplayState:
-    """An empty buffer; target_actions: with a target_action column (an agent that writes back)."""
+def replay_init(capacity: int, obs_size: int, action_size: int, column_size: int = 0) -> ReplayState:
+    """An empty buffer; column_size E > 0: with an agent_column [capacity, E] (Agent.init_column)."""
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
     data = Transition(
         z(obs_size),
@@ -51,20 +51,20 @@ def replay_init(capacity: int, obs_size: int, action_size: int, target_actions: 
         z(obs_size),
         z(),
         z(),
-        target_action=z(action_size) if target_actions else None,
+        agent_column=z(column_size) if column_size else None,
     )
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def replay_bytes(capacity: int, obs_size: int, action_size: int, target_actions: bool = False) -> int:
+def replay_bytes(capacity: int, obs_size: int, action_size: int, column_size: int = 0) -> int:
     """Bytes of a buffer of `capacity` float32 transitions (replay_init)."""
-    return 4 * capacity * (2 * obs_size + action_size * (2 if target_actions else 1) + 3)
+    return 4 * capacity * (2 * obs_size + action_size + column_size + 3)
 
 
-def replay_write_target(state: ReplayState, rows: jax.Array, target_action: jax.Array) -> ReplayState:
-    """target_action [N, A] written into the buffer's target_action column at rows [N] (a row drawn twice
-    keeps one of its values)."""
-    data = state.data.replace(target_action=state.data.target_action.at[rows].set(target_action))
+def replay_write_column(state: ReplayState, rows: jax.Array, values: jax.Array) -> ReplayState:
+    """values [N, E] written into the buffer's agent_column at rows [N] (a row drawn twice keeps one of its
+    values)."""
+    data = state.data.replace(agent_column=state.data.agent_column.at[rows].set(values))
     return state.replace(data=data)
 
 

@@ -24,8 +24,8 @@ from flax import struct
 
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from envs.wrappers import VecEnv
-from mjx_som.agents.base import Agent, improve_and_update
-from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_target
+from mjx_som.agents.base import Agent, column_size
+from mjx_som.replay import ReplayState, Transition, replay_init, replay_insert, replay_sample, replay_write_column
 from mjx_som.sharding import replicated, split_leading, state_shardings
 
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
@@ -143,14 +143,13 @@ def with_matmul_precision(fn, precision: str):
 
 
 def networks_at_precision(agent: Agent, precision: str) -> Agent:
-    """The agent with act, sample, update and improve traced under their own float32 matmul precision (an
+    """The agent with act, sample and update traced under their own float32 matmul precision (an
     inner jax.default_matmul_precision wins over the chunk's, so the physics around them keep theirs)."""
     wrap = functools.partial(with_matmul_precision, precision=precision)
     return agent._replace(
         act=wrap(agent.act),
         sample=wrap(agent.sample),
         update=wrap(agent.update),
-        improve=None if agent.improve is None else wrap(agent.improve),
     )
 
 
@@ -218,7 +217,7 @@ class Trainer:
         state = TrainState(
             agent=self.agent.init(key_agent),
             env_state=self.vec.reset(key_env),
-            replay=replay_init(self.config.buffer_size, obs_size, action_size, self.agent.improve is not None),
+            replay=replay_init(self.config.buffer_size, obs_size, action_size, column_size(self.agent, action_size)),
             normalizer=normalizer,
             reward_stats=reward_stats if self.config.normalize_rewards else None,
             key=key_loop,
@@ -270,27 +269,27 @@ class Trainer:
     def _updates(self, agent_state, replay: ReplayState, normalizer, reward_factor, consecutive_skips, key):
         """updates_per_step agent updates; an update whose loss, metrics or new state is not finite
         is skipped (the agent state stays as it was, nothing is written back). Returns (agent state,
-        written, consecutive skips, (metrics [U], finite [U])): written is the replay with the improved
-        target actions of an agent with improve() written in, None for every other agent (whose replay
-        then stays out of the loop's carry: nothing on the hot path changes for them)."""
+        written, consecutive skips, (metrics [U], finite [U])): written is the replay with the agent's column
+        values written in (an agent with init_column), None for every other agent (whose replay then stays
+        out of the loop's carry: nothing on the hot path changes for them)."""
         cfg = self.config
-        improve = self.agent.improve
+        keeps_column = self.agent.init_column is not None
 
         def one_update(carry, key):
             agent_state, written, consecutive = carry
             key_sample, key_update = jax.random.split(key)
             batch = self.sample_batch(replay if written is None else written, normalizer, reward_factor, key_sample)
-            new_state, metrics, batch = improve_and_update(self.agent, agent_state, batch, key_update)
-            finite = all_finite((new_state, metrics, batch.target_action))
+            new_state, metrics, column = self.agent.update(agent_state, batch, key_update)
+            finite = all_finite((new_state, metrics, column))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
-            if improve is not None:
-                old_target = written.data.target_action[batch.row]
-                written = replay_write_target(written, batch.row, jnp.where(finite, batch.target_action, old_target))
+            if keeps_column:
+                kept = jnp.where(finite, column, written.data.agent_column[batch.row])
+                written = replay_write_column(written, batch.row, kept)
             consecutive = jnp.where(finite, 0, consecutive + 1)
             return (agent_state, written, consecutive), (metrics, finite)
 
         keys = jax.random.split(key, cfg.updates_per_step)
-        written = replay if improve is not None else None
+        written = replay if keeps_column else None
         (agent_state, written, consecutive_skips), out = jax.lax.scan(
             one_update, (agent_state, written, consecutive_skips), keys
         )
@@ -310,9 +309,9 @@ class Trainer:
         info = env_state.info
         # a non-finite final observation (Ant terminates on one) is stored as zeros: it is never bootstrapped from
         final_obs = jnp.where(jnp.isfinite(info["final_obs"]), info["final_obs"], 0.0)
-        target_action = action if self.agent.improve is not None else None  # improved later (Agent.improve)
+        column = None if self.agent.init_column is None else self.agent.init_column(action)
         transition = Transition(
-            obs, action, env_state.reward, final_obs, info["terminated"], env_state.done, target_action=target_action
+            obs, action, env_state.reward, final_obs, info["terminated"], env_state.done, agent_column=column
         )
         replay = replay_insert(state.replay, transition)
         if cfg.normalize_obs:  # rows with a non-finite observation are left out of the statistics
@@ -333,7 +332,7 @@ class Trainer:
             lambda: self._updates(*update_args),
             lambda: (
                 state.agent,
-                replay if self.agent.improve is not None else None,
+                replay if self.agent.init_column is not None else None,
                 state.consecutive_skips,
                 (
                     jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes),

@@ -16,7 +16,6 @@ import jax
 import numpy as np
 
 from envs.wrappers import VecEnv
-from mjx_som.agents.base import improve_and_update
 from mjx_som.trainer import with_matmul_precision
 
 WATCHDOG_S = 600  # a measurement call that takes longer dumps every thread's stack to stderr (a hang shows where)
@@ -167,7 +166,7 @@ def synthetic_batch(agent, obs_size: int, action_size: int, batch_size: int):
         next_obs=jax.random.normal(keys[0], (batch_size, obs_size)),
         terminated=jax.numpy.zeros(batch_size),
         done=jax.numpy.zeros(batch_size),
-        target_action=action if agent.improve is not None else None,
+        agent_column=None if agent.init_column is None else agent.init_column(action),
     )
 
 
@@ -194,9 +193,9 @@ def inference_fn(agent, matmul_precision: str = "highest"):
 
 
 def update_fn(agent, matmul_precision: str = "highest"):
-    """The jitted update(state, batch, key) -> (state, metrics, batch) that update_ms times (an agent's
-    improve() step too, as the trainer calls both), traced under matmul_precision."""
-    return jax.jit(with_matmul_precision(functools.partial(improve_and_update, agent), matmul_precision))
+    """The jitted update(state, batch, key) -> (state, metrics, column) that update_ms times, traced under
+    matmul_precision."""
+    return jax.jit(with_matmul_precision(agent.update, matmul_precision))
 
 
 def inference_ms(
@@ -219,8 +218,8 @@ def update_ms(
     repeats: int,
     matmul_precision: str = "highest",
 ):
-    """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; for an
-    agent that improves stored actions (DIPO) its improve() step too, as the trainer calls both."""
+    """(mean, std) ms of one jitted gradient update (critic + actor) on a batch of transitions; DIPO's includes
+    the improvement of the batch's kept actions."""
     batch = synthetic_batch(agent, obs_size, action_size, batch_size)
 
     update = update_fn(agent, matmul_precision)

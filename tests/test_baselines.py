@@ -21,7 +21,7 @@ from mjx_som.trainer import Trainer
 SMALL = dict(actor_hidden=(16,), critic_hidden=(16,), diffusion_steps=4)
 
 
-def _batch(key, size=32, obs_size=3, action_size=2, target_actions=False):
+def _batch(key, size=32, obs_size=3, action_size=2, column=False):
     keys = jax.random.split(key, 3)
     action = jax.random.uniform(keys[1], (size, action_size), minval=-1.0, maxval=1.0)
     return Transition(
@@ -32,7 +32,7 @@ def _batch(key, size=32, obs_size=3, action_size=2, target_actions=False):
         terminated=jnp.zeros(size),
         done=jnp.zeros(size),
         discount=jnp.full(size, 0.99),
-        target_action=action if target_actions else None,
+        agent_column=action if column else None,
         row=jnp.arange(size),
     )
 
@@ -55,8 +55,8 @@ def test_dipo_improved_actions_raise_the_true_q_well_above_the_replayed_ones():
 
 
 def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_from_them():
-    """A one-row replay: every update draws that row; an improve() that adds 0.1 to what it is given
-    must leave action + 0.1 * updates in the row's target_action (each update starts from the last)."""
+    """A one-row replay: every update draws that row; an update that returns its column plus 0.1 must leave
+    action + 0.1 * updates in the row's agent_column (each update starts from the last)."""
     config = apply_overrides(
         RunConfig(env="bandit", algo="dipo", normalize_obs=False),
         dict(
@@ -72,21 +72,26 @@ def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_fro
     )
     env = one_mode_bandit()
     dipo = make_agent("dipo", config.dipo, EnvSpec(env.observation_size, env.action_size, 3))
-    agent = dipo._replace(improve=lambda state, batch, key: batch.target_action + 0.1)
+
+    def update(state, batch, key):
+        new_state, metrics, _ = dipo.update(state, batch, key)
+        return new_state, metrics, batch.agent_column + 0.1
+
+    agent = dipo._replace(update=update)
     trainer = Trainer(env, agent, config, eval_episodes=1)
     state, _ = trainer.chunk(trainer.init(jax.random.PRNGKey(0)))
     data = state.replay.data
     assert int(state.skipped_updates) == 0
-    np.testing.assert_allclose(np.asarray(data.target_action), np.asarray(data.action) + 0.3, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(data.agent_column), np.asarray(data.action) + 0.3, atol=1e-5)
 
 
-def test_dipo_trains_with_a_target_action_column_only_for_itself():
+def test_only_dipo_keeps_a_column_of_its_own_in_the_replay():
     config = apply_overrides(RunConfig(env="bandit"), dict(num_envs=1, buffer_size=8))
     env = one_mode_bandit()
     for algo, column in (("dipo", True), ("sdac", False)):
         agent = make_agent(algo, _config(algo), EnvSpec(env.observation_size, env.action_size, 1))
         replay = Trainer(env, agent, config, eval_episodes=1).init(jax.random.PRNGKey(0)).replay
-        assert (replay.data.target_action is not None) == column
+        assert (replay.data.agent_column is not None) == column
 
 
 def _config(algo, **settings):
@@ -98,8 +103,8 @@ def _config(algo, **settings):
 def _one_update(algo, state=None, **settings):
     agent = make_agent(algo, _config(algo, **settings), EnvSpec(3, 2, 10))
     state = agent.init(jax.random.PRNGKey(0)) if state is None else state
-    batch = _batch(jax.random.PRNGKey(1), target_actions=agent.improve is not None)
-    return agent, state, jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))
+    batch = _batch(jax.random.PRNGKey(1), column=agent.init_column is not None)
+    return agent, state, jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))[:2]
 
 
 def test_sdac_temperature_takes_a_step_down_its_authors_objective():
@@ -152,7 +157,7 @@ def test_dacer_temperature_follows_the_entropy_of_the_acting_distribution(target
     step = float(new_state.extra["log_alpha"] - state.extra["log_alpha"])
     assert np.sign(step) == direction, (step, float(metrics["entropy"]))
     assert abs(step) == pytest.approx(agent.config.alpha_lr, rel=1e-3)
-    later, _ = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
+    later, _, _ = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
     assert float(later.extra["log_alpha"]) == float(new_state.extra["log_alpha"])
 
 
@@ -186,7 +191,7 @@ def test_qvpo_entropy_weight_decays_linearly_and_the_update_uses_the_current_one
     assert [round(float(entropy_weight(config, u, 100)), 6) for u in (0, 50, 100, 200)] == [0.02, 0.011, 0.002, 0.002]
     agent, state, (new_state, metrics) = _one_update("qvpo", train_candidates=8, uniform_actions=2)
     assert float(metrics["entropy_weight"]) == pytest.approx(0.02) and int(new_state.extra["updates"]) == 1
-    _, later = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
+    _, later, _ = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
     assert float(later["entropy_weight"]) == pytest.approx(0.02 + 0.1 * (0.002 - 0.02))  # 1 of 10 updates
 
 

@@ -144,9 +144,9 @@ def _recording_time_calls(monkeypatch) -> list:
     return timed
 
 
-def test_dipo_update_is_timed_with_its_improve_step(monkeypatch):
-    """DIPO's update needs the replay's target actions, which its improve() step makes (as the trainer
-    does): the bench used to fail on it (every other agent's update is timed above)."""
+def test_dipo_update_is_timed_with_its_replay_column(monkeypatch):
+    """DIPO's update needs the replay's own column (the actions it improves), which the bench's batch must
+    carry as the trainer's does: the bench used to fail on it (every other agent's update is timed above)."""
     import jax
 
     from mjx_som.agents import EnvSpec, make_agent

@@ -64,8 +64,8 @@ def test_the_actor_step_does_not_depend_on_the_units_of_q(temperature, same):
     big_params = scale_critic_output(critic.params, 100.0)
     big = state.replace(critic=critic.replace(params=big_params, target_params=big_params))
     key = jax.random.PRNGKey(3)
-    small_next, _ = jax.jit(agent.update)(state, batch(jax.random.PRNGKey(1)), key)
-    big_next, _ = jax.jit(agent.update)(big, batch(jax.random.PRNGKey(1), 100.0), key)
+    small_next, _, _ = jax.jit(agent.update)(state, batch(jax.random.PRNGKey(1)), key)
+    big_next, _, _ = jax.jit(agent.update)(big, batch(jax.random.PRNGKey(1), 100.0), key)
     moved = jax.tree.leaves(
         jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), small_next.actor_params, state.actor_params)
     )

@@ -3,14 +3,16 @@
     make_<algo>(config, spec: EnvSpec) -> Agent, whose functions are
     init(key) -> state
     act(state, obs [B, O], key, explore: bool) -> action [B, A] in [-1, 1]
-    update(state, batch: Transition, key) -> (state, metrics: dict of scalars)
+    update(state, batch: Transition, key) -> (state, metrics: dict of scalars, column): column [B, E] the
+        batch rows' new agent_column values, written back into the replay (None for an agent that keeps no
+        column; see init_column)
     sample(state, obs [B, O], key, noise=None) -> action [B, A]: one draw of the raw generative
         map (no best-of-N, no exploration noise), for the mode-coverage metrics and the transport
         pictures; noise [B, A]: the starting noise (default: drawn from key).
-    improve(state, batch: Transition, key) -> target_action [B, A], or None (the default): an agent
-        that improves stored actions over training (DIPO) returns the improved batch.target_action;
-        the trainer keeps a target_action column in the replay (starting as the taken action), passes
-        the improved actions to update() as batch.target_action and writes them back.
+    init_column(action [B, A]) -> [B, E], or None (the default): an agent that keeps a column of its own per
+        replay row (DIPO: the action it improves over training) gives the column's first value at insertion;
+        the trainer then stores it, hands it to update() as batch.agent_column and writes back what update()
+        returns for the batch's rows (not where the update is skipped as non-finite).
 
 Observations reaching an agent are already normalised by the trainer.
 """
@@ -37,27 +39,23 @@ class EnvSpec:
 
 class Agent(NamedTuple):
     """An algorithm's config (the trainer reads its gamma for the n-step returns) and functions: init(key)
-    -> state; act(state, obs, key, explore) -> actions; update(state, batch, key) -> (state, metrics);
-    sample(state, obs, key, noise=None) -> the raw generative map's actions; improve (DIPO only) -> the
-    batch with improved target actions."""
+    -> state; act(state, obs, key, explore) -> actions; update(state, batch, key) -> (state, metrics,
+    column or None); sample(state, obs, key, noise=None) -> the raw generative map's actions; init_column
+    (optional) -> the first value of the agent's own replay column (see the module docstring)."""
 
     config: Any
     init: Callable
     act: Callable
     update: Callable
     sample: Callable
-    improve: Callable | None = None
+    init_column: Callable | None = None
 
 
-def improve_and_update(agent: Agent, state, batch, key):
-    """One update as the trainer makes it: an agent with improve() first replaces the batch's target
-    actions by improved ones (with a key of its own, so agents without it keep their random streams).
-    -> (new state, metrics, the batch the update saw)."""
-    if agent.improve is not None:
-        key, key_improve = jax.random.split(key)
-        batch = batch.replace(target_action=agent.improve(state, batch, key_improve))
-    new_state, metrics = agent.update(state, batch, key)
-    return new_state, metrics, batch
+def column_size(agent: Agent, action_size: int) -> int:
+    """E, the width of the agent's own replay column (0: it keeps none); traced abstractly, nothing runs."""
+    if agent.init_column is None:
+        return 0
+    return jax.eval_shape(agent.init_column, jax.ShapeDtypeStruct((1, action_size), jax.numpy.float32)).shape[-1]
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,22 @@ def improve_actions(config: DIPOConfig, q_fn, action: jax.Array) -> jax.Array:
 
 
 def make_dipo(config: DIPOConfig, spec: EnvSpec) -> Agent:
-    def improve(state, batch, key, policy):
-        q_fn = lambda a: min_q(config, state.critic.params, batch.obs, a)  # noqa: E731
-        return improve_actions(config, q_fn, batch.target_action)
+    """DIPO keeps the action it improves in its own replay column (starting as the taken action): each update
+    improves the batch's (improve_actions, before the critic step), regresses the actor on them and returns
+    them to be written back."""
 
     def actor_loss(params, state, critic_params, batch, key, policy):
-        target = jax.lax.stop_gradient(batch.target_action)
+        target = jax.lax.stop_gradient(batch.agent_column)
         loss = denoising_loss(policy.eps_fn(params, batch.obs), policy.schedule, key, target)
         return loss, {"action_step": jnp.mean(jnp.linalg.norm(target - batch.action, axis=-1))}
 
-    return make_diffusion_agent(config, spec, actor_loss, improve=improve)
+    diffusion = make_diffusion_agent(config, spec, actor_loss)
+
+    def update(state, batch, key):
+        key, _ = jax.random.split(key)  # the improvement draws nothing; the split keeps the update's key as before
+        q_fn = lambda a: min_q(config, state.critic.params, batch.obs, a)  # noqa: E731
+        improved = improve_actions(config, q_fn, batch.agent_column)
+        new_state, metrics, _ = diffusion.update(state, batch.replace(agent_column=improved), key)
+        return new_state, metrics, improved
+
+    return diffusion._replace(update=update, init_column=lambda action: action)

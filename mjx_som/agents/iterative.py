@@ -92,16 +92,13 @@ def make_diffusion_agent(
     explore_scale: Callable[[DiffusionState], jax.Array] | None = None,
     noisy_next_actions: bool = False,
     clone_next_actions: bool = False,
-    improve: Callable | None = None,
     raw_next_actions: bool = False,
 ) -> Agent:
     """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise. With
     noisy_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
     exploration noise, as QSM's and DPMD's authors sample them); clone_next_actions (implies it) also
     hands them to the actor loss as its batch, so no second best-of-N chain is sampled for the actor;
-    raw_next_actions (with noisy_next_actions) draws them with the raw actor weights instead of the EMA.
-    improve(state, batch, key, policy) -> [B, A]: the agent's Agent.improve (target actions written back
-    into the replay)."""
+    raw_next_actions (with noisy_next_actions) draws them with the raw actor weights instead of the EMA."""
     config.validate()
     net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
     schedule = ddpm_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
@@ -185,10 +182,9 @@ def make_diffusion_agent(
             extra, extra_metrics = extra_update(state, critic.params, actor_batch, key_extra, policy, actor_metrics)
             state = state.replace(extra=extra)
             metrics.update(extra_metrics)
-        return state, metrics
+        return state, metrics, None
 
-    improve_fn = None if improve is None else (lambda state, batch, key: improve(state, batch, key, policy))
-    return Agent(config, init, act, update, raw_sample, improve_fn)
+    return Agent(config, init, act, update, raw_sample)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,6 @@ def make_one_step_agent(
         actor_params = optax.apply_updates(state.actor_params, updates)
         actor_ema = config.ema_update(actor_params, state.actor_ema)
         metrics.update(target_metrics, actor_loss=loss, meanflow_mse=mse)
-        return OneStepState(actor_params, actor_ema, actor_opt, critic, extra), metrics
+        return OneStepState(actor_params, actor_ema, actor_opt, critic, extra), metrics, None
 
     return Agent(config, init, act, update, sample)

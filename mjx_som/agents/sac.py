@@ -108,6 +108,6 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
         alpha_updates, alpha_opt = alpha_optimizer.update(alpha_grad, state.alpha_opt, state.log_alpha)
         log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
         metrics.update(actor_loss=loss, entropy=entropy, alpha=jnp.exp(log_alpha))
-        return SACState(actor_params, actor_opt, critic, log_alpha, alpha_opt), metrics
+        return SACState(actor_params, actor_opt, critic, log_alpha, alpha_opt), metrics, None
 
     return Agent(config, init, act, update, sample)
