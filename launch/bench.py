@@ -21,7 +21,7 @@ algorithm it fits: --batch-size 256 (transitions per update), --buffer-size, --s
 from __future__ import annotations
 
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
-from mjx_som.config import options_and_run_flags
+from mjx_som.cli import options_and_run_flags
 from mjx_som_lab.bench_suite import BenchOptions, run_bench
 
 

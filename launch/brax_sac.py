@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
-from mjx_som.config import RunConfig, config_from_flags, parse_selection
+from mjx_som.cli import config_from_flags, parse_selection
+from mjx_som.config import RunConfig
 from mjx_som_lab import peers
 
 

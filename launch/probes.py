@@ -32,7 +32,7 @@ mjx_som_lab/probe_suite.py; this file is their CLI.
 from __future__ import annotations
 
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
-from mjx_som.config import options_and_run_flags
+from mjx_som.cli import options_and_run_flags
 from mjx_som_lab.probe_suite import ProbeOptions, run_probes
 
 

@@ -22,7 +22,9 @@ import sys
 import envs
 from envs.cpu_runtime import lower_cpu_linalg_without_lapack
 from mjx_som import agents, api
-from mjx_som.config import RunConfig, default_config, load_config, parse_run_flags, parse_selection
+from mjx_som.cli import parse_run_flags, parse_selection
+from mjx_som.config import RunConfig, default_config
+from mjx_som.config_file import load_config
 from mjx_som.runner import default_run_dir
 from mjx_som.sharding import device_name, init_distributed
 

@@ -16,7 +16,8 @@ import jax
 
 from mjx_som import agents
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import RunConfig, default_config, load_config, resolve_config
+from mjx_som.config import RunConfig, default_config, resolve_config
+from mjx_som.config_file import load_config
 from mjx_som.runner import CheckpointWriteFailed, NonFiniteUpdates, TrainResult, greedy_policy, make_trainer, run
 from mjx_som.trainer import Trainer
 

@@ -56,11 +56,6 @@ def replay_init(capacity: int, obs_size: int, action_size: int, column_size: int
     return ReplayState(data=data, insert_pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def replay_bytes(capacity: int, obs_size: int, action_size: int, column_size: int = 0) -> int:
-    """Bytes of a buffer of `capacity` float32 transitions (replay_init)."""
-    return 4 * capacity * (2 * obs_size + action_size + column_size + 3)
-
-
 def replay_write_column(state: ReplayState, rows: jax.Array, values: jax.Array) -> ReplayState:
     """values [N, E] written into the buffer's agent_column at rows [N] (a row drawn twice keeps one of its
     values)."""

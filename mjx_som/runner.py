@@ -29,19 +29,13 @@ from envs.bandits import Bandit
 from mjx_som import agents, sharding
 from mjx_som.agents.base import EnvSpec
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import (
-    RunConfig,
-    check_resume,
-    config_to_dict,
-    flatten_config,
-    load_config,
-    settings_that_differ,
-    validate,
-)
-from mjx_som.logging import Progress, RunLogger, new_wandb_run_id, read_metrics
+from mjx_som.config import RunConfig
+from mjx_som.config_file import check_resume, config_to_dict, load_config, settings_that_differ
+from mjx_som.logging import Progress, RunLogger, flatten_config, new_wandb_run_id, read_metrics
 from mjx_som.plotting import plot_bandit_transport, plot_returns
 from mjx_som.sharding import device_name, host_value, make_mesh, per_device_bytes, replicated
 from mjx_som.trainer import Trainer
+from mjx_som.validation import validate
 from mjx_som.video import VideoRecorder
 
 COVERAGE_SAMPLES = 4096

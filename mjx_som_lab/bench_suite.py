@@ -13,7 +13,8 @@ import envs
 from envs.playground import PREFIX as PLAYGROUND_PREFIX
 from mjx_som import agents
 from mjx_som.agents import EnvSpec
-from mjx_som.config import RunConfig, check_replaced_flags, config_from_flags
+from mjx_som.cli import check_replaced_flags, config_from_flags
+from mjx_som.config import RunConfig
 from mjx_som.sharding import device_name
 from mjx_som.trainer import Trainer
 from mjx_som_lab.benchmarks import (

@@ -27,7 +27,7 @@ import numpy as np
 import envs
 from mjx_som import agents
 from mjx_som.api import load
-from mjx_som.config import config_from_flags, to_flags
+from mjx_som.cli import config_from_flags, to_flags
 from mjx_som.score import ScoreConfig, path_coefficients
 from mjx_som_lab import figures
 from mjx_som_lab.probes import (

@@ -8,7 +8,8 @@ import json
 import os
 
 from mjx_som.api import load, run
-from mjx_som.config import check_resume, config_from_flags
+from mjx_som.cli import config_from_flags
+from mjx_som.config_file import check_resume
 
 
 class RunStore:

@@ -8,7 +8,7 @@ import os
 
 import yaml
 
-from mjx_som.config import to_flags
+from mjx_som.cli import to_flags
 
 KNOWN_KEYS = {"name", "envs", "algos", "seeds", "grid", "flags"}
 

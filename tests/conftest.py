@@ -53,7 +53,7 @@ def dotted(settings: dict) -> dict:
 
 def tiny_flags(**changes) -> list[str]:
     """TINY (with changes) as launch/run.py's flags."""
-    from mjx_som.config import to_flags
+    from mjx_som.cli import to_flags
 
     return to_flags(dotted({**TINY, **changes}))
 

@@ -13,8 +13,9 @@ import jax  # noqa: E402
 
 import envs  # noqa: E402
 from mjx_som.api import make_trainer
-from mjx_som.config import apply_overrides, default_config, validate
+from mjx_som.config import apply_overrides, default_config
 from mjx_som.sharding import make_mesh  # noqa: E402
+from mjx_som.validation import validate
 
 TINY = dict(
     num_envs=8,

@@ -16,15 +16,9 @@ from conftest import TINY
 import envs
 import mjx_som
 from mjx_som.api import make_trainer
-from mjx_som.config import (
-    RunConfig,
-    apply_overrides,
-    config_from_dict,
-    config_from_flags,
-    config_to_dict,
-    default_config,
-    load_config,
-)
+from mjx_som.cli import config_from_flags
+from mjx_som.config import RunConfig, apply_overrides, default_config
+from mjx_som.config_file import config_from_dict, config_to_dict, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
 
 
@@ -308,7 +302,7 @@ BAD_INPUTS = [
     (dict(num_envs=0), "--num-envs must be >= 1, got 0"),
     (dict(total_steps=4), "--total-steps 4 is less than one iteration of --num-envs 8"),
     (dict(devices=3), r"--devices 3: 1 device\(s\) are visible; use 0 \(all\) to 1"),
-    (dict(buffer_size=10**12), "--buffer-size 1000000000000 needs .* GiB of replay.*lower --buffer-size"),
+    (dict(buffer_size=10**12), r"the training state needs .* GiB per device \(replay .* GiB.*lower --buffer-size"),
     (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be a finite number > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
     (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: regret, scaled, fixed, ess"),

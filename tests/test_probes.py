@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_picture
 
 from mjx_som import agents
-from mjx_som.config import to_flags
+from mjx_som.cli import to_flags
 from mjx_som.logging import read_metrics
 from mjx_som.score import ScoreConfig, path_coefficients
 from mjx_som_lab.probe_suite import ProbeOptions, run_probes

@@ -22,7 +22,8 @@ from mjx_som import api
 from mjx_som.agents import EnvSpec, make_agent
 from mjx_som.api import make_trainer
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import load_config, to_flags
+from mjx_som.cli import to_flags
+from mjx_som.config_file import load_config
 from mjx_som.runner import LOCK_FILE, RunDirLock
 from mjx_som.trainer import all_finite
 
@@ -432,7 +433,8 @@ def test_cpu_cholesky_and_triangular_solves_avoid_jaxlibs_deadlocking_lapack_ker
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_its_beginning(tmp_path):
     """Ctrl-C while compiling leaves config.json and an empty checkpoints/: --resume starts that run again from
     step 0 with its config.json (nothing was trained), in its own folder."""
-    from mjx_som.config import config_to_dict, resolve_config
+    from mjx_som.config import resolve_config
+    from mjx_som.config_file import config_to_dict
 
     folder = tmp_path / "early"
     os.makedirs(folder / "checkpoints")
