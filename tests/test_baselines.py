@@ -54,7 +54,7 @@ def test_dipo_improved_actions_raise_the_true_q_well_above_the_replayed_ones():
     assert float(jnp.mean(true_q(improved)) - jnp.mean(true_q(one_step))) > 0.5
 
 
-def test_the_trainer_writes_improved_actions_back_and_the_next_update_starts_from_them():
+def test_the_trainer_writes_the_agents_column_back_and_the_next_update_starts_from_it():
     """A one-row replay: every update draws that row; an update that returns its column plus 0.1 must leave
     action + 0.1 * updates in the row's agent_column (each update starts from the last)."""
     config = apply_overrides(
