@@ -17,8 +17,10 @@ QUIET = dict(progress=False, wandb_mode="disabled")
 
 def test_som_learns_and_keeps_inverted_pendulum(tmp_path):
     """SOM must balance the pendulum (1000 is the maximum return) and still balance it at the end of
-    the run: the final greedy evaluation is at least 950 (docs/benchmarks.md has the seeds we ran)."""
-    result = mjx_som.train("InvertedPendulum-v4", run_dir=str(tmp_path / "pendulum"), **QUIET)
+    the run: the final greedy evaluation is at least 950 (docs/benchmarks.md has the seeds we ran). The README's
+    `python launch/run.py --env InvertedPendulum-v4` without its videos (two 1,000-frame episodes rendered on
+    the CPU; tests/test_eval.py films evaluations)."""
+    result = mjx_som.train("InvertedPendulum-v4", video_every=0, run_dir=str(tmp_path / "pendulum"), **QUIET)
     with open(os.path.join(result.run_dir, "metrics.jsonl")) as f:
         records = list(map(json.loads, f))
     evals = [r["eval/episode_return"] for r in records if r.get("eval/episode_return") is not None]
