@@ -221,13 +221,12 @@ _CHEAP_PRESET = dict(
     | {"qsm": dict(_CHEAP_NETWORKS, score_scale=1.0)},
 )
 # SOM's update on locomotion: per state of the batch the critic scores target_candidates of the actor's
-# candidates for the TD target (16 of the 32 it acts with), and per state of the actor's rows (actor_batch_size:
-# half the batch) K = 32 posterior proposals and 8 uniform actions for the temperature. With the paper's
-# 32 / 100 / 16 at every state the accelerator preset's update was 24x SAC's XLA FLOPs (2.82 against 0.118
-# TFLOP at batch 8192), now 6.5x (0.764); on the CPU preset 13x -> 6.4x. Whether it learns as well is not yet
-# shown: HalfCheetah 3,622 +- 326 against 3,961 +- 80 before (2 seeds), in 60% of the wall clock
-# (docs/benchmarks.md, "A cheaper SOM update").
-_SOM_LOCOMOTION = dict(num_samples=32, target_candidates=16, scale_samples=8)
+# candidates for the TD target (16 of the 32 it acts with), K = 16 posterior proposals and 8 uniform actions for
+# the temperature. With the paper's 32 / 100 / 16 the accelerator preset's update was 24x SAC's XLA FLOPs (2.82
+# against 0.118 TFLOP at batch 8192), now 7.1x (0.842); on the CPU preset 13x -> 7.1x. HalfCheetah-v4 on the
+# CPU preset, 3 seeds: 3,842 +- 132 against 3,945 +- 63 before; the cheaper variant with K = 32 and the actor on
+# half the rows (--som.actor-batch-size, 6.5x) lost more: 3,640 +- 233 (docs/benchmarks.md, "A cheaper SOM update").
+_SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
 # 3-step returns, LayerNorm critics wider than the actor, observation normalisation.
@@ -243,7 +242,7 @@ _LOCOMOTION_ACCELERATOR = dict(
     eval_every=4096 * 500,  # one 64-episode evaluation took 6.7 s on the H200: 10-16% of the projected wall clock
     eval_episodes=64,
     **{algo: dict(critic_hidden=(512, 512, 512)) for algo in agents.algos()}
-    | {"som": dict(_SOM_LOCOMOTION, critic_hidden=(512, 512, 512), actor_batch_size=4096)},
+    | {"som": dict(_SOM_LOCOMOTION, critic_hidden=(512, 512, 512))},
 )
 # Locomotion on a CPU (2 cores): 32 envs and small ReLU networks, so that HalfCheetah-v4 reaches a
 # return of a few thousand in about 100k env steps (minutes); 8 updates of 256 per vector step of 32.
@@ -260,7 +259,7 @@ _LOCOMOTION_CPU = dict(
     eval_every=16_000,
     eval_episodes=8,
     **{algo: _LOCOMOTION_CPU_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_LOCOMOTION_CPU_NETWORKS, **_SOM_LOCOMOTION, actor_batch_size=128)},
+    | {"som": dict(_LOCOMOTION_CPU_NETWORKS, **_SOM_LOCOMOTION)},
 )
 LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
 MACHINES = ("accelerator", "cpu")

@@ -69,14 +69,14 @@ def test_run_directory_has_every_file(tiny_run):
 def test_locomotion_presets_follow_the_machine():
     cpu = default_config("HalfCheetah-v4", "som", "cpu")
     accelerator = default_config("Hopper-v4", "sac", "accelerator")
-    assert (cpu.num_envs, cpu.n_step, cpu.som.num_samples, cpu.som.critic_hidden) == (32, 1, 32, (128, 128))
+    assert (cpu.num_envs, cpu.n_step, cpu.som.critic_hidden) == (32, 1, (128, 128))
     assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
     assert accelerator.sac.critic_hidden == (512, 512, 512)
-    # SOM's update on locomotion: the TD target's best of 16, 32 proposals and 8 uniform actions at half the batch
+    # SOM's update on locomotion: the TD target's best of 16, 16 proposals and 8 uniform actions on every row
     for config in (cpu, default_config("Hopper-v4", "som", "accelerator")):
         som = config.som
-        assert (som.target_candidates, som.num_samples, som.scale_samples) == (16, 32, 8)
-        assert som.actor_batch_size == config.batch_size // 2 and som.num_candidates == 32
+        assert (som.target_candidates, som.num_samples, som.scale_samples) == (16, 16, 8)
+        assert som.actor_batch_size == 0 and som.num_candidates == 32
     assert default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
     # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
     assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
