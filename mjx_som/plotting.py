@@ -36,9 +36,7 @@ def plot_returns(run_dir: str, title: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend()
     path = os.path.join(run_dir, "returns.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, 120)
     return path
 
 
@@ -72,13 +70,12 @@ def plot_bandit_transport(path: str, env, raw_actions, bon_actions, title: str) 
         ax.set_aspect("equal")
     fig.suptitle(title)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, 110)
     return path
 
 
 def save_figure(fig, path: str, dpi: int) -> None:
+    """fig laid out tightly, written to path at dpi and closed (every figure of the project ends here)."""
     plt = pyplot()
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)

@@ -243,6 +243,12 @@ class Trainer:
 
     # ----- the training loop --------------------------------------------------------------------
     @property
+    def keeps_column(self) -> bool:
+        """Whether the agent keeps a column of its own in the replay (Agent.init_column): only then does the
+        replay ride in the updates' carry and get the rows' new values written back."""
+        return self.agent.init_column is not None
+
+    @property
     def warmup_draw(self) -> tuple[int, int]:
         """(rows of each batch drawn from the warm-up transitions, how many warm-up rows there are): the
         warm-up is whole vector steps, the first rows of a replay that never wraps (config validation)."""
@@ -273,7 +279,6 @@ class Trainer:
         values written in (an agent with init_column), None for every other agent (whose replay then stays
         out of the loop's carry: nothing on the hot path changes for them)."""
         cfg = self.config
-        keeps_column = self.agent.init_column is not None
 
         def one_update(carry, key):
             agent_state, written, consecutive = carry
@@ -282,14 +287,14 @@ class Trainer:
             new_state, metrics, column = self.agent.update(agent_state, batch, key_update)
             finite = all_finite((new_state, metrics, column))
             agent_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, agent_state)
-            if keeps_column:
+            if self.keeps_column:
                 kept = jnp.where(finite, column, written.data.agent_column[batch.row])
                 written = replay_write_column(written, batch.row, kept)
             consecutive = jnp.where(finite, 0, consecutive + 1)
             return (agent_state, written, consecutive), (metrics, finite)
 
         keys = jax.random.split(key, cfg.updates_per_step)
-        written = replay if keeps_column else None
+        written = replay if self.keeps_column else None
         (agent_state, written, consecutive_skips), out = jax.lax.scan(
             one_update, (agent_state, written, consecutive_skips), keys
         )
@@ -309,7 +314,7 @@ class Trainer:
         info = env_state.info
         # a non-finite final observation (Ant terminates on one) is stored as zeros: it is never bootstrapped from
         final_obs = jnp.where(jnp.isfinite(info["final_obs"]), info["final_obs"], 0.0)
-        column = None if self.agent.init_column is None else self.agent.init_column(action)
+        column = self.agent.init_column(action) if self.keeps_column else None
         transition = Transition(
             obs, action, env_state.reward, final_obs, info["terminated"], env_state.done, agent_column=column
         )
@@ -332,7 +337,7 @@ class Trainer:
             lambda: self._updates(*update_args),
             lambda: (
                 state.agent,
-                replay if self.agent.init_column is not None else None,
+                replay if self.keeps_column else None,
                 state.consecutive_skips,
                 (
                     jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes),
