@@ -16,6 +16,7 @@ from brax.envs.base import Env, State
 from envs.box import scale_to_box
 
 RewardFn = Callable[[jax.Array], jax.Array]
+COVERED_SHARE = 0.05  # a mode counts as covered when it holds at least this share of the samples
 
 
 class Bandit(Env):
@@ -127,8 +128,8 @@ class Bandit(Env):
     def mode_stats(self, actions: jax.Array) -> dict[str, float]:
         """Coverage of agent actions [S, 2] in [-1, 1]^2 (mapped to env coordinates).
 
-        modes_covered: modes holding >= 5% of the samples; high_reward_fraction: the share
-        of samples inside any mode.
+        modes_covered: modes holding >= 5% of the samples (COVERED_SHARE); high_reward_fraction: the share
+        of samples inside any mode; mode_shares: each mode's share of the samples, in the order of `modes`.
         """
         if self.modes is None:
             raise ValueError("this Bandit was built without modes=...; coverage is undefined")
@@ -138,8 +139,9 @@ class Bandit(Env):
         share = in_mode.mean(axis=0)
         return {
             "num_high_modes": int(len(self.modes)),
-            "modes_covered": int(np.sum(share >= 0.05)),
+            "modes_covered": int(np.sum(share >= COVERED_SHARE)),
             "high_reward_fraction": float(np.mean(in_mode.any(axis=1))),
+            "mode_shares": [round(float(x), 4) for x in share],
         }
 
 

@@ -191,7 +191,7 @@ def _coverage(env: Bandit, trainer: Trainer, state, key) -> tuple[dict, jax.Arra
     raw_actions = trainer.agent.sample(state.agent, obs, key_raw)
     bon_actions = trainer.agent.act(state.agent, obs, key_bon, False)
     raw, bon = env.mode_stats(raw_actions), env.mode_stats(bon_actions)
-    stats = {**raw, "bon_modes_covered": bon["modes_covered"], "bon_high_reward_fraction": bon["high_reward_fraction"]}
+    stats = {**raw, **{f"bon_{name}": bon[name] for name in ("modes_covered", "high_reward_fraction", "mode_shares")}}
     return stats, raw_actions, bon_actions
 
 

@@ -31,6 +31,7 @@ from mjx_som.cli import config_from_flags, to_flags
 from mjx_som.score import ScoreConfig, path_coefficients
 from mjx_som_lab import figures
 from mjx_som_lab.probes import (
+    BUDGET_STAGES,
     ascend_q,
     candidates,
     cosine,
@@ -41,6 +42,7 @@ from mjx_som_lab.probes import (
     integrate_field,
     q_values,
     rollout_diagnostics,
+    run_mode_budget,
     square_grid,
     transport,
     velocity_field,
@@ -194,6 +196,7 @@ def parse_landscapes(text: str) -> list[int]:
 
 FAMILY_KEYS = ("mode_share", "high_reward_fraction", "bon_mode_share", "bon_high_reward_fraction")
 ARGMAX_KEYS = ("argmax_mode_share", "argmax_high_reward_fraction")
+BUDGET_KEYS = tuple(f"budget_{name}" for name in BUDGET_STAGES)
 
 
 def argmax_coverage(run, samples: int = 4096) -> dict:
@@ -223,9 +226,13 @@ def probe_family(out, runs: RunStore, landscapes, multipliers, methods, seeds, f
                     high = summary["num_high_modes"]
                     loaded = store.load("bandit/procedural", method, seed)
                     extra = {}
+                    if method == "som":  # where each mode's mass goes from the target to the one-step map
+                        budget = run_mode_budget(loaded, jax.random.PRNGKey(6), 1024 if quick else 4096)
+                        extra = {f"budget_{name}": budget[name]["modes_covered"] / high for name in BUDGET_STAGES}
+                        extra["budget_mode_shares"] = {name: budget[name]["mode_shares"] for name in BUDGET_STAGES}
                     if method == "som" and loaded.config.som.selection != "argmax":
                         argmax = argmax_coverage(loaded)
-                        extra = {"argmax_mode_share": argmax["modes_covered"] / high}
+                        extra["argmax_mode_share"] = argmax["modes_covered"] / high
                         extra["argmax_high_reward_fraction"] = argmax["high_reward_fraction"]
                     rows.append(
                         {
@@ -245,6 +252,7 @@ def probe_family(out, runs: RunStore, landscapes, multipliers, methods, seeds, f
                         samples = np.asarray(transport(loaded, noise, jax.random.PRNGKey(4)))
                         maps[(method, landscape)] = (loaded.env, samples)
             keys = FAMILY_KEYS + (ARGMAX_KEYS if all(ARGMAX_KEYS[0] in r for r in rows) else ())
+            keys += BUDGET_KEYS if all(BUDGET_KEYS[0] in r for r in rows) else ()
             results[f"{method} x{multiplier:g}"] = {"runs": rows, **mean_std(rows, keys)}
     figures.family_maps(os.path.join(out, "family_maps.png"), methods, landscapes[:6], maps)
     return results
@@ -475,6 +483,18 @@ def summary_markdown(results: dict) -> str:
                 f"{cell(r, 'bon_mode_share', '.3f')} | {cell(r, 'bon_high_reward_fraction', '.3f')} | {argmax} | "
                 f"{len(r['runs'])} |"
             )
+        budgets = {name: r for name, r in results["family"].items() if BUDGET_KEYS[0] in r}
+        if budgets:
+            lines += [
+                "",
+                "Where the modes go (SOM; share of high modes holding >= 5% of the samples at each stage, "
+                "probes.mode_budget): the Boltzmann target of the run's critic, the estimated field integrated, "
+                "the actor's own flow u(a, t, t) integrated, the one-step map",
+                "| method, reward multiplier | target | estimated field | actor's flow | one-step map |",
+                "|---|---|---|---|---|",
+            ]
+            for name, r in budgets.items():
+                lines.append(f"| {name} | " + " | ".join(cell(r, key, ".3f") for key in BUDGET_KEYS) + " |")
     if "noise" in results:
         times = results["noise"]["times"]
         lines += [

@@ -22,6 +22,7 @@ import optax
 
 from envs.wrappers import VecEnv
 from mjx_som.critic import ascend_actions, min_q
+from mjx_som.networks import VelocityNet
 from mjx_som.score import (
     ScoreConfig,
     estimate_velocity,
@@ -87,6 +88,40 @@ def integrate_field(key, q_fn, num_samples: int, action_size: int, config: Score
     return a
 
 
+BUDGET_STAGES = ("target", "field", "flow", "one_step")
+
+
+def mode_budget(bandit, q_fn, config: ScoreConfig, u_fn, key, samples: int = 4096, steps: int = 40) -> dict:
+    """Where a bandit's high modes gain or lose their mass on the way from SOM's target to its one-step map: each
+    mode's share of the samples (Bandit.mode_stats) at four stages, {stage: mode_stats}:
+    - target: the Boltzmann target exp(alpha Q) itself, on a 256 x 256 grid of the box, at the temperature the
+      field uses (state_alpha over FIELD_ALPHA_SAMPLES uniform actions);
+    - field: SOM's estimated target velocity from q_fn integrated from noise (integrate_field, `steps` steps):
+      what an actor that regressed the estimates perfectly would sample;
+    - flow: the actor's own instantaneous velocity u(a, t, t) integrated from t = 1 to 0 in `steps` Euler steps;
+    - one_step: the actor's one-step map a = z - u(z, 0, 1), which SOM samples.
+    q_fn: actions [K, 2] -> [K]; u_fn(a [P, 2], r [P], t [P]) -> [P, 2] (the linear path's convention, t = 1 noise).
+    The flow and one-step stages start from the same noise."""
+    key_alpha, key_field, key_noise = jax.random.split(key, 3)
+    grid = square_grid(256, 1.0 - 1.0 / 256)
+    alpha = state_alpha(key_alpha, q_fn, 2, config, FIELD_ALPHA_SAMPLES)
+    q = q_fn(grid)
+    weights = np.asarray(jax.nn.softmax(alpha * (q - jnp.max(q))))
+    draws = np.random.default_rng(0).choice(grid.shape[0], size=samples, p=weights / weights.sum())
+    noise = jax.random.normal(key_noise, (samples, 2))
+    field = integrate_field(key_field, q_fn, samples, 2, config, steps, noise)
+    times = 1.0 - jnp.arange(steps) / steps  # each Euler step runs from times[i] down by 1 / steps
+
+    def flow_step(a, t):
+        rows = jnp.full(a.shape[:1], t)
+        return a - u_fn(a, rows, rows) / steps, None
+
+    flow, _ = jax.lax.scan(flow_step, noise, times)
+    one_step = noise - u_fn(noise, jnp.zeros(samples), jnp.ones(samples))
+    stages = (grid[draws], field, flow, one_step)
+    return {name: bandit.mode_stats(jnp.clip(a, -1.0, 1.0)) for name, a in zip(BUDGET_STAGES, stages, strict=True)}
+
+
 # ----- probes of trained runs (mjx_som.load) ----------------------------------------------------
 def square_grid(side: int, half_width: float) -> jax.Array:
     """A side x side grid of 2-D points over [-half_width, half_width]^2, [side^2, 2] (x varies fastest)."""
@@ -122,6 +157,21 @@ def velocity_field(run, points: jax.Array, t: float, key: jax.Array, obs=None, q
     q_fn = functools.partial(q_values, run, obs[None]) if q_fn is None else q_fn
     keys = jax.random.split(key, points.shape[0])
     return jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(t), config.score_config()))(keys, points)
+
+
+def run_mode_budget(run, key, samples: int = 4096, steps: int = 40) -> dict:
+    """mode_budget of a SOM bandit run: its learned critic as Q (min of the twins, in the critic's units), its
+    score settings, and its actor's acting weights (the EMA that agent.sample uses) as u."""
+    config = run.config.algo_config()
+    net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
+    obs = jnp.zeros((1, run.env.observation_size))
+
+    def u_fn(a, r, t):
+        state_rows = run.normalize(jnp.broadcast_to(obs, (a.shape[0], obs.shape[-1])))
+        return net.apply(run.state.agent.actor_ema, state_rows, a, r, t)
+
+    q_fn = functools.partial(q_values, run, obs)
+    return mode_budget(run.env, q_fn, config.score_config(), u_fn, key, samples, steps)
 
 
 def candidates(run, obs: jax.Array, num: int, key: jax.Array) -> jax.Array:

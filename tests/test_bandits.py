@@ -37,7 +37,7 @@ def test_user_bandit_with_box_and_modes():
     assert float(env.step(state, jnp.zeros(2)).reward) == pytest.approx(0.0)  # [0,0] -> centre (2,2)
     assert float(env.step(state, -jnp.ones(2)).reward) == pytest.approx(-8.0)  # corner (0,0)
     stats = env.mode_stats(jnp.array([[0.0, 0.0], [0.1, 0.0], [-1.0, -1.0], [1.0, 1.0]]))
-    assert stats == {"num_high_modes": 1, "modes_covered": 1, "high_reward_fraction": 0.5}
+    assert stats == {"num_high_modes": 1, "modes_covered": 1, "high_reward_fraction": 0.5, "mode_shares": [0.5]}
 
 
 def test_coverage_counts_modes_with_five_percent():
@@ -45,6 +45,7 @@ def test_coverage_counts_modes_with_five_percent():
     samples = np.repeat(env.modes[:2], [97, 3], axis=0)  # env coords == agent coords on [-1, 1]
     stats = env.mode_stats(jnp.asarray(samples))
     assert stats["modes_covered"] == 1 and stats["high_reward_fraction"] == 1.0
+    assert stats["mode_shares"] == [0.97, 0.03, 0.0, 0.0]
 
 
 def test_bandit_rejects_empty_box():
@@ -107,5 +108,6 @@ def test_per_mode_radii_count_each_mode_with_its_own_radius():
     env = Bandit(lambda a: a[0], modes=[[0.5, 0.0], [-0.5, 0.0]], mode_radius=[0.1, 0.3])
     stats = env.mode_stats(jnp.array([[0.5, 0.2], [-0.5, 0.2], [-0.5, 0.0], [0.55, 0.0]]))
     assert stats["high_reward_fraction"] == 0.75 and stats["modes_covered"] == 2
+    assert stats["mode_shares"] == [0.25, 0.5]  # [0.5, 0.2] is outside the first mode's 0.1
     with pytest.raises(ValueError, match="one per mode"):
         Bandit(lambda a: a[0], modes=[[0.5, 0.0]], mode_radius=[0.1, 0.3])

@@ -10,12 +10,20 @@ import numpy as np
 import pytest
 from conftest import assert_picture
 
+import envs
 from mjx_som import agents
 from mjx_som.cli import to_flags
 from mjx_som.logging import read_metrics
 from mjx_som.score import ScoreConfig, path_coefficients
 from mjx_som_lab.probe_suite import ProbeOptions, run_probes
-from mjx_som_lab.probes import ascend_q, cosine, estimated_score, gmm_log_density, gmm_noised_score
+from mjx_som_lab.probes import (
+    ascend_q,
+    cosine,
+    estimated_score,
+    gmm_log_density,
+    gmm_noised_score,
+    mode_budget,
+)
 from mjx_som_lab.runstore import RunStore
 
 MEANS = jnp.array([[0.7, 0.0], [0.0, 0.7], [-0.7, 0.0], [0.0, -0.7]])
@@ -118,6 +126,26 @@ def test_sample_starts_from_the_given_noise(algo):
     assert not np.allclose(sample(state, obs, key, noise + 1.0), sample(state, obs, key))
 
 
+def test_mode_budget_follows_the_mass_from_the_target_to_a_known_actor():
+    """eight_gaussians with its true reward as Q: the target and the integrated field share the mass over the four
+    high modes; an actor whose paths run straight to the first mode (u = (a - m) / t for every r: the exact
+    velocity of a point mass at m on the linear path) holds it all there, by its flow and in one step."""
+    bandit = envs.make("bandit/eight_gaussians")
+    mode = jnp.asarray(bandit.modes[0], jnp.float32)
+
+    def u_fn(a, r, t):
+        return (a - mode) / t[:, None]
+
+    config = ScoreConfig(num_samples=100)
+    budget = mode_budget(bandit, jax.vmap(bandit.reward_fn), config, u_fn, jax.random.PRNGKey(0), 1024, 40)
+    assert set(budget) == {"target", "field", "flow", "one_step"}
+    # the target at SOM's temperature: the four equal high modes share (nearly) all of its mass equally
+    np.testing.assert_allclose(budget["target"]["mode_shares"], 0.25, atol=0.05)
+    assert budget["field"]["modes_covered"] == 4 and budget["field"]["high_reward_fraction"] > 0.8, budget["field"]
+    for stage in ("flow", "one_step"):
+        np.testing.assert_allclose(budget[stage]["mode_shares"], [1.0, 0.0, 0.0, 0.0], atol=1e-3)
+
+
 def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     out = tmp_path / "probes"
     runs = out / "runs"
@@ -170,6 +198,11 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     family_som, family_sac = results["family"]["som x1"], results["family"]["sac x1"]
     assert family_som["runs"][0]["landscape"] == 3 and family_som["runs"][0]["num_high_modes"] == 2
     assert "argmax_mode_share" in family_som and "argmax_mode_share" not in family_sac
+    # and, for SOM, where each mode's mass goes: the run's target, field, flow and one-step map
+    shares = family_som["runs"][0]["budget_mode_shares"]
+    assert set(shares) == {"target", "field", "flow", "one_step"} and all(len(v) == 2 for v in shares.values())
+    assert "budget_target" in family_som and "budget_target" not in family_sac
+    assert "Where the modes go" in (out / "summary.md").read_text()
     family_config = json.loads((runs / "procedural-3-x1" / "bandit_procedural-som-s0" / "config.json").read_text())
     assert family_config["env_override"] == ["landscape=3", "reward_multiplier=1"]
     assert "| som x1 |" in (out / "summary.md").read_text()
