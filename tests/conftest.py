@@ -33,6 +33,7 @@ TINY = dict(
     learning_starts=64,
     buffer_size=1_000,
     warmup_share=0.0,  # the bandit preset's 0.5 needs a buffer that holds the whole run
+    updates_per_step=1,  # SOM's bandit preset takes 4
     eval_episodes=8,
     progress=False,
     wandb_mode="disabled",

@@ -25,6 +25,7 @@ TINY = dict(
     learning_starts=64,
     buffer_size=1_000,
     warmup_share=0.0,  # the bandit preset's 0.5 needs a buffer that holds the whole run
+    updates_per_step=1,  # SOM's bandit preset takes 4
     som=dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=4),
 )
 

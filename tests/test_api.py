@@ -82,6 +82,11 @@ def test_locomotion_presets_follow_the_machine():
     assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
     assert default_config("bandit/two_moons", "qsm").qsm.score_scale == 1.0
     assert default_config("HalfCheetah-v4", preset="none").num_envs == RunConfig.num_envs
+    # a run setting in an algorithm's block of a preset reaches that algorithm's runs only: SOM's bandit actor
+    # takes 4 updates per vector step, the baselines keep the bandits' 1; a flag still wins
+    assert default_config("bandit/procedural", "som").updates_per_step == 4
+    assert default_config("bandit/procedural", "mfp").updates_per_step == 1
+    assert config_from_flags("bandit/procedural", "som", ["--updates-per-step", "2"]).updates_per_step == 2
     with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
         default_config("HalfCheetah-v4", preset="gpu")
 
