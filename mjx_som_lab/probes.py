@@ -94,8 +94,8 @@ BUDGET_STAGES = ("target", "field", "flow", "one_step")
 def mode_budget(bandit, q_fn, config: ScoreConfig, u_fn, key, samples: int = 4096, steps: int = 40) -> dict:
     """Where a bandit's high modes gain or lose their mass on the way from SOM's target to its one-step map: each
     mode's share of the samples (Bandit.mode_stats) at four stages, {stage: mode_stats}:
-    - target: the Boltzmann target exp(alpha Q) itself, on a 256 x 256 grid of the box, at the temperature the
-      field uses (state_alpha over FIELD_ALPHA_SAMPLES uniform actions);
+    - target: the Boltzmann target exp(alpha Q) itself, on a 256 x 256 grid of the box, at the field's rule for
+      the temperature (state_alpha over FIELD_ALPHA_SAMPLES uniform actions; integrate_field draws its own);
     - field: SOM's estimated target velocity from q_fn integrated from noise (integrate_field, `steps` steps):
       what an actor that regressed the estimates perfectly would sample;
     - flow: the actor's own instantaneous velocity u(a, t, t) integrated from t = 1 to 0 in `steps` Euler steps;
@@ -165,9 +165,10 @@ def run_mode_budget(run, key, samples: int = 4096, steps: int = 40) -> dict:
     config = run.config.algo_config()
     net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
     obs = jnp.zeros((1, run.env.observation_size))
+    state_row = run.normalize(obs)  # the bandit's one state as the actor sees it
 
     def u_fn(a, r, t):
-        state_rows = run.normalize(jnp.broadcast_to(obs, (a.shape[0], obs.shape[-1])))
+        state_rows = jnp.broadcast_to(state_row, (a.shape[0], state_row.shape[-1]))
         return net.apply(run.state.agent.actor_ema, state_rows, a, r, t)
 
     q_fn = functools.partial(q_values, run, obs)
