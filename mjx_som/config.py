@@ -6,7 +6,9 @@ mjx_som/config_file.py."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import jax
 
@@ -146,6 +148,83 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
     return overrides
 
 
+def check_type(name: str, value, default, annotation: str) -> None:
+    """A ValueError unless value has the type of the setting's default (a preset, a hand-edited config.json):
+    ints for ints, numbers for floats, true/false for bools, text for text, a tuple (a list in JSON) of the
+    tuple's items, a block for an algorithm's settings."""
+    if dataclasses.is_dataclass(default):
+        ok, expected = dataclasses.is_dataclass(value), "a block of settings {...}"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, expected = isinstance(value, str), "text"
+    elif isinstance(default, tuple):
+        item = str if "str" in annotation else int
+        ok = isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+        expected = f"a list of {'text' if item is str else 'whole numbers'}"
+    else:
+        return
+    if not ok:
+        raise ValueError(f"setting {name!r} is {value!r}; expected {expected}")
+
+
+_RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A family's starting values on one machine class, laid over RunConfig's defaults (docs/algorithm.md gives
+    the reasons): `run` holds run settings, `every_algo` what every algorithm's block gets, `algos` one
+    algorithm's own settings over those. A run setting inside `algos` (SOM's updates_per_step on the bandits)
+    applies to that algorithm's runs only. Checked where it is defined: an unknown setting or a value of the wrong
+    type fails on import, naming the preset and the setting."""
+
+    name: str
+    run: Mapping[str, object] = field(default_factory=dict)
+    every_algo: Mapping[str, object] = field(default_factory=dict)
+    algos: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = set(self.algos) - set(agents.algos())
+        if unknown:
+            allowed = ", ".join(agents.algos())
+            raise ValueError(f"preset {self.name!r}: no algorithm {sorted(unknown)}; allowed: {allowed}")
+        defaults = RunConfig()
+        for algo in agents.algos():
+            run, algo_settings = self.settings(algo)
+            algo_defaults = getattr(defaults, algo)
+            algo_fields = {f.name: f for f in dataclasses.fields(algo_defaults)}
+            parts = ((_RUN_FIELDS, run, defaults, ""), (algo_fields, algo_settings, algo_defaults, f"{algo}."))
+            for fields, values, owner, block in parts:
+                for key, value in values.items():
+                    if key not in fields or key in agents.REGISTRY:
+                        raise ValueError(f"preset {self.name!r}: {block}{key} is not a setting")
+                    try:
+                        check_type(block + key, value, getattr(owner, key), str(fields[key].type))
+                    except ValueError as e:
+                        raise ValueError(f"preset {self.name!r}: {e}") from None
+
+    def settings(self, algo: str) -> tuple[dict, dict]:
+        """(run settings, algorithm settings) this preset gives a run of algo."""
+        block = {**self.every_algo, **self.algos.get(algo, {})}
+        run = {**self.run, **{k: v for k, v in block.items() if k in _RUN_FIELDS}}
+        return run, {k: v for k, v in block.items() if k not in _RUN_FIELDS}
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """config with this preset's settings for config.algo."""
+        run, algo_settings = self.settings(config.algo)
+        config = dataclasses.replace(config, **run)
+        return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_settings)})
+
+    def but(self, name: str, run: Mapping = MappingProxyType({}), every_algo: Mapping = MappingProxyType({})) -> Preset:
+        """This preset under a new name with some run and every-algorithm values changed."""
+        return Preset(name, {**self.run, **run}, {**self.every_algo, **every_algo}, self.algos)
+
+
 # Per-environment starting points (then user overrides), per machine class: "accelerator" (a GPU/TPU) or
 # "cpu". docs/algorithm.md gives the reasons for every value.
 # Bandits: one-step episodes, so the critic only has to learn the reward landscape; many
@@ -154,9 +233,6 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
 # 64x64 critic at 3e-4 reached 28-60% of the peaks' heights on procedural landscapes (so the modes the policy
 # did not visit looked worse than they are, and SOM's target lost them), 64x64x64 at 1e-3 reaches 91-105%
 # (docs/algorithm.md, "The bandits' critic").
-_BANDIT_NETWORKS = dict(
-    actor_hidden=(256, 256, 256), critic_hidden=(64, 64, 64), critic_lr=1e-3, activation="relu", critic_layer_norm=False
-)
 # The critic's data: 65,536 uniform warm-up transitions, kept all run (the 400k buffer holds all 384k
 # steps) and half of every batch (warmup_share): the critic keeps fitting the modes the policy stops visiting.
 # Drawn in proportion they were 17% of the batches by the end and the critic's 5,000 steps left a mode the
@@ -171,27 +247,37 @@ _BANDIT_NETWORKS = dict(
 # SOM takes 4 updates per vector step of 64 (about 20,000 in a run, not 5,000): the estimated target field keeps
 # every high mode of the held-out procedural landscapes, and the actor's regression onto it lost the small ones
 # within 5,000 updates (docs/probes.md §7.2); the baselines keep 1 (their bandit results were measured so).
-_BANDIT_SOM = dict(_BANDIT_NETWORKS, updates_per_step=4)
-_BANDIT_PRESET = dict(
-    num_envs=64,
-    total_steps=384_000,
-    batch_size=256,
-    updates_per_step=1,
-    buffer_size=400_000,
-    learning_starts=65_536,
-    warmup_share=0.5,
-    normalize_obs=False,
-    log_every=32_000,
-    eval_every=128_000,
-    eval_episodes=256,
-    **{algo: _BANDIT_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_BANDIT_SOM, selection="boltzmann", selection_regret=0.2, target_candidates=8)}
-    # SDAC's authors start its temperature at 5 for MuJoCo Q values in the hundreds; rewards here are in
-    # [0, 1], so it starts at 1/30 (the inverse of SOM's fixed alpha = 30 for these rewards)
-    | {"sdac": dict(_BANDIT_NETWORKS, init_alpha=1 / 30)}
-    # QSM's authors' M_q = 50 is for DeepMind Control Q values; on a bandit's it overshoots the 5-step
-    # sampler to the box corners: of 50, 5, 1 and 0.2 on the learning check, 1 did best (docs/baselines.md)
-    | {"qsm": dict(_BANDIT_NETWORKS, score_scale=1.0)},
+BANDIT = Preset(
+    "bandit",
+    run=dict(
+        num_envs=64,
+        total_steps=384_000,
+        batch_size=256,
+        updates_per_step=1,
+        buffer_size=400_000,
+        learning_starts=65_536,
+        warmup_share=0.5,
+        normalize_obs=False,
+        log_every=32_000,
+        eval_every=128_000,
+        eval_episodes=256,
+    ),
+    every_algo=dict(
+        actor_hidden=(256, 256, 256),
+        critic_hidden=(64, 64, 64),
+        critic_lr=1e-3,
+        activation="relu",
+        critic_layer_norm=False,
+    ),
+    algos=dict(
+        som=dict(updates_per_step=4, selection="boltzmann", selection_regret=0.2, target_candidates=8),
+        # SDAC's authors start its temperature at 5 for MuJoCo Q values in the hundreds; rewards here are in
+        # [0, 1], so it starts at 1/30 (the inverse of SOM's fixed alpha = 30 for these rewards)
+        sdac=dict(init_alpha=1 / 30),
+        # QSM's authors' M_q = 50 is for DeepMind Control Q values; on a bandit's it overshoots the 5-step
+        # sampler to the box corners: of 50, 5, 1 and 0.2 on the learning check, 1 did best (docs/baselines.md)
+        qsm=dict(score_scale=1.0),
+    ),
 )
 # Cheap control tasks: a CPU-sized run. One gradient update per collected transition (4 envs x 4
 # updates) and a faster critic (lr 1e-3, tau 0.01): at 0.25 updates per transition InvertedPendulum
@@ -199,30 +285,31 @@ _BANDIT_PRESET = dict(
 # 3-step returns: with 1-step ones the balanced policy drifted into the end of the rail and lost the
 # solution in 2 of 4 runs; the failure lies ~200 steps ahead, and n-step targets carry it back faster.
 # SOM's critic target takes the best of 8 candidates (target_candidates), not of 32: 29% less time per update.
-_CHEAP_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01)
 # SAC as brax's SAC runs here (brax.training.agents.sac's temperature from 1 and target entropy -A/2, no
 # LayerNorm; one learning rate 1e-3, as launch/brax_sac.py gives it): with ours (from 0.1, -A, 3e-4,
 # LayerNorm) seed 0 never balanced (69 at 12k; 4 of 5 seeds did), with these all 5 balance at 12k
-# (docs/baselines.md)
-_CHEAP_SAC = dict(
-    _CHEAP_NETWORKS, init_alpha=1.0, target_entropy_per_dim=-0.5, actor_lr=1e-3, alpha_lr=1e-3, critic_layer_norm=False
-)
-_CHEAP_PRESET = dict(
-    num_envs=4,
-    total_steps=12_000,
-    batch_size=128,
-    updates_per_step=4,
-    n_step=3,
-    buffer_size=100_000,
-    learning_starts=1_000,
-    log_every=2_000,
-    eval_every=4_000,
-    eval_episodes=8,
-    **{algo: _CHEAP_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_CHEAP_NETWORKS, num_samples=32, target_candidates=8), "sac": _CHEAP_SAC}
-    # QSM's score scale M_q (Q's units): the authors' 50 (for DeepMind Control) ended InvertedPendulum at 36, 5 at
-    # 802, 1 at 1000 (seed 0, 12k env steps; docs/baselines.md)
-    | {"qsm": dict(_CHEAP_NETWORKS, score_scale=1.0)},
+# (docs/baselines.md). QSM's score scale M_q (Q's units): the authors' 50 (for DeepMind Control) ended
+# InvertedPendulum at 36, 5 at 802, 1 at 1000 (seed 0, 12k env steps; docs/baselines.md).
+CHEAP_CONTROL = Preset(
+    "cheap control",
+    run=dict(
+        num_envs=4,
+        total_steps=12_000,
+        batch_size=128,
+        updates_per_step=4,
+        n_step=3,
+        buffer_size=100_000,
+        learning_starts=1_000,
+        log_every=2_000,
+        eval_every=4_000,
+        eval_episodes=8,
+    ),
+    every_algo=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu", critic_lr=1e-3, tau=0.01),
+    algos=dict(
+        som=dict(num_samples=32, target_candidates=8),
+        sac=dict(init_alpha=1.0, target_entropy_per_dim=-0.5, actor_lr=1e-3, alpha_lr=1e-3, critic_layer_norm=False),
+        qsm=dict(score_scale=1.0),
+    ),
 )
 # SOM's update on locomotion: per state of the batch the critic scores target_candidates of the actor's
 # candidates for the TD target (16 of the 32 it acts with), K = 16 posterior proposals and 8 uniform actions for
@@ -234,111 +321,106 @@ _SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
 # 3-step returns, LayerNorm critics wider than the actor, observation normalisation.
-_LOCOMOTION_ACCELERATOR = dict(
-    num_envs=4096,
-    total_steps=20_000_000,
-    batch_size=8192,
-    updates_per_step=4,
-    n_step=3,
-    buffer_size=2**21,
-    learning_starts=4096 * 32,
-    log_every=4096 * 50,
-    eval_every=4096 * 500,  # one 64-episode evaluation took 6.7 s on the H200: 10-16% of the projected wall clock
-    eval_episodes=64,
-    **{algo: dict(critic_hidden=(512, 512, 512)) for algo in agents.algos()}
-    | {"som": dict(_SOM_LOCOMOTION, critic_hidden=(512, 512, 512))},
+LOCOMOTION_ACCELERATOR = Preset(
+    "locomotion, accelerator",
+    run=dict(
+        num_envs=4096,
+        total_steps=20_000_000,
+        batch_size=8192,
+        updates_per_step=4,
+        n_step=3,
+        buffer_size=2**21,
+        learning_starts=4096 * 32,
+        log_every=4096 * 50,
+        eval_every=4096 * 500,  # one 64-episode evaluation took 6.7 s on the H200: 10-16% of the projected wall clock
+        eval_episodes=64,
+    ),
+    every_algo=dict(critic_hidden=(512, 512, 512)),
+    algos=dict(som=_SOM_LOCOMOTION),
 )
 # Locomotion on a CPU (2 cores): 32 envs and small ReLU networks, so that HalfCheetah-v4 reaches a
 # return of a few thousand in about 100k env steps (minutes); 8 updates of 256 per vector step of 32.
-_LOCOMOTION_CPU_NETWORKS = dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu")
-_LOCOMOTION_CPU = dict(
-    num_envs=32,
-    total_steps=100_000,
-    batch_size=256,
-    updates_per_step=8,
-    n_step=1,
-    buffer_size=100_000,
-    learning_starts=8_000,
-    log_every=8_000,
-    eval_every=16_000,
-    eval_episodes=8,
-    **{algo: _LOCOMOTION_CPU_NETWORKS for algo in agents.algos()}
-    | {"som": dict(_LOCOMOTION_CPU_NETWORKS, **_SOM_LOCOMOTION)},
+LOCOMOTION_CPU = Preset(
+    "locomotion, cpu",
+    run=dict(
+        num_envs=32,
+        total_steps=100_000,
+        batch_size=256,
+        updates_per_step=8,
+        n_step=1,
+        buffer_size=100_000,
+        learning_starts=8_000,
+        log_every=8_000,
+        eval_every=16_000,
+        eval_episodes=8,
+    ),
+    every_algo=dict(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="relu"),
+    algos=dict(som=_SOM_LOCOMOTION),
 )
 LOCOMOTION_TASKS = ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
 MACHINES = ("accelerator", "cpu")
 # MuJoCo Playground's DM Control suite: on an accelerator, Playground's own SAC settings
 # (mujoco_playground/config/dm_control_suite_params.py: 128 envs, batch 512, 8 updates per step, gamma 0.99,
-# lr 1e-3, 8,192 warm-up transitions, LayerNorm critics, normalised observations, 5M steps); on a CPU the
-# same ratios at 16 envs and 48k steps (about 15 min for SOM on 2 cores; CartpoleBalance goes from ~180 to
-# ~500 in it, 3 seeds beside SAC and brax's SAC in docs/benchmarks.md).
-_PLAYGROUND_NETWORKS = dict(actor_hidden=(256, 256), critic_hidden=(256, 256), activation="relu", critic_lr=1e-3)
-_PLAYGROUND_ACCELERATOR = dict(
-    num_envs=128,
-    total_steps=5_000_000,
-    batch_size=512,
-    updates_per_step=8,
-    n_step=1,
-    buffer_size=4_194_304,
-    learning_starts=8_192,
-    normalize_rewards=False,  # Playground's SAC settings: its rewards as they are
-    log_every=128 * 500,
-    eval_every=128 * 2_000,
-    eval_episodes=16,
-    **{algo: _PLAYGROUND_NETWORKS for algo in agents.algos()}
-    | {"sac": dict(_PLAYGROUND_NETWORKS, actor_lr=1e-3, alpha_lr=1e-3)},  # Playground's one learning rate
+# lr 1e-3, 8,192 warm-up transitions, LayerNorm critics, normalised observations, 5M steps; SAC's one learning
+# rate); on a CPU the same ratios at 16 envs and 48k steps (about 15 min for SOM on 2 cores; CartpoleBalance goes
+# from ~180 to ~500 in it, 3 seeds beside SAC and brax's SAC in docs/benchmarks.md).
+PLAYGROUND_ACCELERATOR = Preset(
+    "playground, accelerator",
+    run=dict(
+        num_envs=128,
+        total_steps=5_000_000,
+        batch_size=512,
+        updates_per_step=8,
+        n_step=1,
+        buffer_size=4_194_304,
+        learning_starts=8_192,
+        normalize_rewards=False,  # Playground's SAC settings: its rewards as they are
+        log_every=128 * 500,
+        eval_every=128 * 2_000,
+        eval_episodes=16,
+    ),
+    every_algo=dict(actor_hidden=(256, 256), critic_hidden=(256, 256), activation="relu", critic_lr=1e-3),
+    algos=dict(sac=dict(actor_lr=1e-3, alpha_lr=1e-3)),
 )
-_PLAYGROUND_CPU = dict(
-    _PLAYGROUND_ACCELERATOR,
-    num_envs=16,
-    total_steps=48_000,
-    batch_size=256,
-    buffer_size=200_000,
-    learning_starts=8_192,
-    log_every=8_000,
-    eval_every=8_000,
-    eval_episodes=8,
-    **{
-        algo: dict(block, actor_hidden=(128, 128), critic_hidden=(128, 128))
-        for algo, block in _PLAYGROUND_ACCELERATOR.items()
-        if algo in agents.REGISTRY
-    },
+PLAYGROUND_CPU = PLAYGROUND_ACCELERATOR.but(
+    "playground, cpu",
+    run=dict(
+        num_envs=16,
+        total_steps=48_000,
+        batch_size=256,
+        buffer_size=200_000,
+        learning_starts=8_192,
+        log_every=8_000,
+        eval_every=8_000,
+        eval_episodes=8,
+    ),
+    every_algo=dict(actor_hidden=(128, 128), critic_hidden=(128, 128)),
 )
-PRESETS: dict[str, dict[str, dict]] = {
-    **{name: {m: _BANDIT_PRESET for m in MACHINES} for name in envs.bandits.BANDITS},
+PRESETS: dict[str, dict[str, Preset]] = {
+    **{name: {m: BANDIT for m in MACHINES} for name in envs.bandits.BANDITS},
     **{
-        envs.playground.PREFIX + name: {"accelerator": _PLAYGROUND_ACCELERATOR, "cpu": _PLAYGROUND_CPU}
+        envs.playground.PREFIX + name: {"accelerator": PLAYGROUND_ACCELERATOR, "cpu": PLAYGROUND_CPU}
         for name in envs.playground.DM_CONTROL_TASKS
     },
-    "InvertedPendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
-    "InvertedDoublePendulum-v4": {m: _CHEAP_PRESET for m in MACHINES},
-    **{name: {"accelerator": _LOCOMOTION_ACCELERATOR, "cpu": _LOCOMOTION_CPU} for name in LOCOMOTION_TASKS},
+    "InvertedPendulum-v4": {m: CHEAP_CONTROL for m in MACHINES},
+    "InvertedDoublePendulum-v4": {m: CHEAP_CONTROL for m in MACHINES},
+    **{name: {"accelerator": LOCOMOTION_ACCELERATOR, "cpu": LOCOMOTION_CPU} for name in LOCOMOTION_TASKS},
 }
 PRESET_CHOICES = ("auto", *MACHINES, "none")
 # --protocol: the settings that differ between the baselines' authors' code (the RunConfig defaults) and the SOM
 # paper's comparison (its Table 2: QSM, DPMD and QVPO with 20 denoising steps and best of 32; DACER, SDAC and
 # DIPO as their authors run them either way)
-PROTOCOLS: dict[str, dict[str, dict]] = {
-    "authors": {},
-    "paper": {
-        "qsm": dict(diffusion_steps=20, num_candidates=32),
-        "dpmd": dict(num_candidates=32),
-        "qvpo": dict(num_candidates=32),
-    },
+PROTOCOLS: dict[str, Preset] = {
+    "authors": Preset("authors protocol"),
+    "paper": Preset(
+        "paper protocol",
+        algos=dict(
+            qsm=dict(diffusion_steps=20, num_candidates=32),
+            dpmd=dict(num_candidates=32),
+            qvpo=dict(num_candidates=32),
+        ),
+    ),
 }
-
-
-def _with_preset(config: RunConfig, preset: dict) -> RunConfig:
-    """Applies a preset: its run fields, and its settings for config.algo if it has any. An algorithm's block
-    may also hold run fields (e.g. som={"updates_per_step": 4}): they apply to that algorithm's runs only."""
-    algo_names = set(agents.algos())
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
-    algo_block = preset.get(config.algo, {})
-    run_part = {k: v for k, v in preset.items() if k not in algo_names}
-    run_part |= {k: v for k, v in algo_block.items() if k in run_fields}
-    config = dataclasses.replace(config, **run_part)
-    algo_part = {k: v for k, v in algo_block.items() if k not in run_fields}
-    return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_part)})
 
 
 def preset_machine(preset: str = "auto") -> str | None:
@@ -358,7 +440,8 @@ def default_config(env_name: str, algo: str = "som", preset: str = "auto", proto
     settings for algo (PROTOCOLS)."""
     machine = preset_machine(preset)
     config = RunConfig(env=env_name, algo=algo, preset=preset)
-    config = _with_preset(config, PRESETS.get(env_name, {}).get(machine, {})) if machine else config
+    preset = PRESETS.get(env_name, {}).get(machine) if machine else None
+    config = preset.apply(config) if preset else config
     return with_protocol(config, protocol)
 
 
@@ -371,7 +454,7 @@ def check_protocol(protocol: str) -> None:
 def with_protocol(config: RunConfig, protocol: str) -> RunConfig:
     """config with protocol's settings for its algorithm (PROTOCOLS) and config.protocol set."""
     check_protocol(protocol)
-    return _with_preset(dataclasses.replace(config, protocol=protocol), PROTOCOLS[protocol])
+    return PROTOCOLS[protocol].apply(dataclasses.replace(config, protocol=protocol))
 
 
 def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
@@ -411,6 +494,6 @@ def resolve_config(env="HalfCheetah-v4", algo: str = "som", **overrides) -> RunC
     if isinstance(env, str):
         config = default_config(env, algo, overrides.get("preset", "auto"), protocol)
     else:
-        preset = _BANDIT_PRESET if isinstance(env, Bandit) else {}
-        config = with_protocol(_with_preset(RunConfig(env=_env_name(env), algo=algo), preset), protocol)
+        config = RunConfig(env=_env_name(env), algo=algo)
+        config = with_protocol(BANDIT.apply(config) if isinstance(env, Bandit) else config, protocol)
     return apply_overrides(config, overrides)

@@ -11,7 +11,7 @@ import sys
 
 from mjx_som import agents
 from mjx_som.checkpoint import Checkpointer, checkpoint_dir
-from mjx_som.config import RunConfig
+from mjx_som.config import RunConfig, check_type
 from mjx_som.logging import flatten_config
 
 
@@ -37,33 +37,9 @@ def config_from_dict(values: dict, cls=RunConfig, block: str = ""):
             value = config_from_dict(value, type(default), f"{name}.")
         elif isinstance(value, list):
             value = tuple(value)
-        _check_type(block + name, value, default, str(fields[name].type))
+        check_type(block + name, value, default, str(fields[name].type))
         kwargs[name] = value
     return cls(**kwargs)
-
-
-def _check_type(name: str, value, default, annotation: str) -> None:
-    """A ValueError unless value has the type of the setting's default (a hand-edited config.json): ints for
-    ints, numbers for floats, true/false for bools, text for text, a list of the tuple's items, a block for an
-    algorithm's settings."""
-    if dataclasses.is_dataclass(default):
-        ok, expected = dataclasses.is_dataclass(value), "a block of settings {...}"
-    elif isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-    elif isinstance(default, str):
-        ok, expected = isinstance(value, str), "text"
-    elif isinstance(default, tuple):
-        item = str if "str" in annotation else int
-        ok = isinstance(value, tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
-        expected = f"a list of {'text' if item is str else 'whole numbers'}"
-    else:
-        return
-    if not ok:
-        raise ValueError(f"setting {name!r} is {value!r}; expected {expected}")
 
 
 # Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the

@@ -17,7 +17,7 @@ import envs
 import mjx_som
 from mjx_som.api import make_trainer
 from mjx_som.cli import config_from_flags
-from mjx_som.config import RunConfig, apply_overrides, default_config
+from mjx_som.config import PRESETS, Preset, RunConfig, apply_overrides, default_config
 from mjx_som.config_file import config_from_dict, config_to_dict, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
 
@@ -89,6 +89,35 @@ def test_locomotion_presets_follow_the_machine():
     assert config_from_flags("bandit/procedural", "som", ["--updates-per-step", "2"]).updates_per_step == 2
     with pytest.raises(ValueError, match="--preset 'gpu'; allowed: auto, accelerator, cpu, none"):
         default_config("HalfCheetah-v4", preset="gpu")
+
+
+@pytest.mark.parametrize(
+    "preset, message",
+    [
+        (dict(run=dict(num_env=4)), "preset 'p': num_env is not a setting"),
+        (dict(run=dict(batch_size=256.0)), "preset 'p': setting 'batch_size' is 256.0; expected a whole number"),
+        (dict(algos=dict(som=dict(num_samples="16"))), "setting 'som.num_samples' is '16'; expected a whole number"),
+        (dict(every_algo=dict(critic_hidden=[64, 64])), r"setting 'som.critic_hidden' is \[64, 64\]; expected a list"),
+        # a setting every algorithm gets must be one every algorithm has (SOM's selection rule is SOM's alone)
+        (dict(every_algo=dict(selection="argmax")), "preset 'p': sac.selection is not a setting"),
+        (dict(algos=dict(sacc=dict(tau=0.01))), r"preset 'p': no algorithm \['sacc'\]; allowed: som, sac"),
+        (dict(run=dict(som=dict(tau=0.01))), "preset 'p': som is not a setting"),
+    ],
+)
+def test_a_preset_with_an_unknown_setting_or_a_wrong_type_fails_where_it_is_defined(preset, message):
+    with pytest.raises(ValueError, match=message):
+        Preset("p", **preset)
+
+
+def test_every_preset_is_typed_data_that_lays_its_settings_over_the_defaults():
+    for name, by_machine in PRESETS.items():
+        for machine, preset in by_machine.items():
+            assert isinstance(preset, Preset), (name, machine)
+    # the CPU Playground preset is the accelerator's with smaller networks and runs; SAC keeps its learning rates
+    gpu, cpu = (default_config("playground/CartpoleBalance", "sac", m) for m in ("accelerator", "cpu"))
+    assert (gpu.sac.actor_hidden, gpu.sac.actor_lr, gpu.num_envs) == ((256, 256), 1e-3, 128)
+    assert (cpu.sac.actor_hidden, cpu.sac.actor_lr, cpu.num_envs) == ((128, 128), 1e-3, 16)
+    assert default_config("playground/CartpoleBalance", "som", "cpu").som.critic_hidden == (128, 128)
 
 
 def test_the_paper_protocol_runs_qsm_dpmd_and_qvpo_as_the_papers_table_2():

@@ -104,7 +104,7 @@ def test_algorithm_bench_writes_records_ratios_and_plots(tmp_path, monkeypatch):
     for r in algo_rows:
         assert r["device"] == "cpu" and r["env"] == "bandit/eight_gaussians"
         # XLA's counts: an update on the training batch is more work than one act() on a single state
-        assert r["update_gflops"] > r["act_gflops"] > 0 and r["update_compile_s"] > 0
+        assert r["update_gflops"] > r["act_gflops"] > 0
     dacer = next(r for r in algo_rows if r["algo"] == "dacer")
     som = next(r for r in algo_rows if r["algo"] == "som" and r["batch_size"] == dacer["batch_size"])
     assert dacer["infer_ratio_vs_som"] == dacer["infer_ms_mean"] / som["infer_ms_mean"]
