@@ -73,6 +73,13 @@ class ScoreConfig:
     """VP schedule beta at t = 1"""
     t_max: float = 0.999
     """linear path: t is capped here (the posterior blows up at t = 1)"""
+    anchor_share: float = 0.0
+    """denoise only: the share of the K proposals drawn around an anchor, SOM's best candidate at the state (the
+    critic target's next action), instead of from the kernel's posterior; every proposal's weight carries the
+    two-part proposal's density (the balance heuristic), so the estimate stays consistent: the anchor only moves
+    where the proposals look. 0 = the kernel's posterior alone"""
+    anchor_std: float = 0.1
+    """anchor_share > 0: the std of the proposals around the anchor (at most the kernel's noise / signal)"""
 
     def validate(self) -> None:
         if self.path not in PATHS:
@@ -99,6 +106,12 @@ class ScoreConfig:
             raise ValueError("estimator='idem' takes temperature='fixed' or 'scaled'")
         if not 0 < self.target_ess < 1:
             raise ValueError(f"target_ess must be in (0, 1) (a fraction of num_samples), got {self.target_ess}")
+        if not 0 <= self.anchor_share < 1:
+            raise ValueError(f"anchor_share must be in [0, 1) (a share of num_samples), got {self.anchor_share}")
+        if self.anchor_share > 0 and self.estimator != "denoise":
+            raise ValueError("anchor_share > 0 needs estimator='denoise' (the idem estimator has no proposals)")
+        if not self.anchor_std > 0:
+            raise ValueError(f"anchor_std must be > 0, got {self.anchor_std}")
 
 
 # ----- VP schedule -----------------------------------------------------------
@@ -239,25 +252,72 @@ def truncated_standard_normal(key, lower: jax.Array, upper: jax.Array, shape) ->
     return jnp.where(mirror, -x, x)
 
 
-def posterior_proposals(key, a_t, t, config: ScoreConfig) -> jax.Array:
-    """K samples [K, A] of a_0 | a_t: the kernel's Gaussian posterior truncated to [-1, 1]^A."""
-    signal, noise = path_coefficients(t, config)
-    mean, std = a_t / signal, noise / signal
-    z = truncated_standard_normal(key, (-1.0 - mean) / std, (1.0 - mean) / std, (config.num_samples,) + a_t.shape)
+def truncated_normal_samples(key, mean: jax.Array, std, num: int) -> jax.Array:
+    """num samples [num, A] of N(mean [A], std^2 I) truncated to the box [-1, 1]^A."""
+    z = truncated_standard_normal(key, (-1.0 - mean) / std, (1.0 - mean) / std, (num,) + mean.shape)
     return jnp.clip(mean + std * z, -1.0, 1.0)  # the clip only guards float round-off
 
 
+def log_box_mass(mean: jax.Array, std) -> jax.Array:
+    """log P(X in [-1, 1]^A) for X ~ N(mean [A], std^2 I), accurate far in either tail (the interval is mirrored
+    into the lower tail, as truncated_standard_normal does). -> scalar"""
+    lower, upper = (-1.0 - mean) / std, (1.0 - mean) / std
+    mirror = lower > 0
+    low, high = jnp.where(mirror, -upper, lower), jnp.where(mirror, -lower, upper)
+    log_low, log_high = jax.scipy.special.log_ndtr(low), jax.scipy.special.log_ndtr(high)
+    return jnp.sum(log_high + jnp.log1p(-jnp.exp(log_low - log_high)))
+
+
+def kernel_posterior(a_t, t, config: ScoreConfig) -> tuple[jax.Array, jax.Array]:
+    """(mean [A], std): the Gaussian N(mean, std^2 I) that a_0 | a_t follows under a flat prior (the kernel's
+    posterior; SOM's proposals are it truncated to the box)."""
+    signal, noise = path_coefficients(t, config)
+    return a_t / signal, noise / signal
+
+
+def posterior_proposals(key, a_t, t, config: ScoreConfig, anchor: jax.Array | None = None):
+    """K proposals [K, A] of a_0 | a_t and their log importance correction [K] (the log of the kernel's posterior
+    density over the proposals' density, up to a constant). Without an anchor (or anchor_share 0): the kernel's
+    posterior truncated to the box, correction 0. With an anchor [A] (the actor's guess of a_0): round(anchor_share
+    K) of them from N(anchor, s^2 I) truncated to the box, s = min(anchor_std, the kernel's std), the rest from
+    the kernel; the correction is the balance heuristic's, so the weighted mean stays consistent."""
+    mean, std = kernel_posterior(a_t, t, config)
+    num_anchored = round(config.anchor_share * config.num_samples) if anchor is not None else 0
+    if num_anchored == 0:
+        return truncated_normal_samples(key, mean, std, config.num_samples), jnp.zeros(config.num_samples)
+    key_kernel, key_anchor = jax.random.split(key)
+    anchor_std = jnp.minimum(config.anchor_std, std)
+    proposals = jnp.concatenate(
+        [
+            truncated_normal_samples(key_kernel, mean, std, config.num_samples - num_anchored),
+            truncated_normal_samples(key_anchor, anchor, anchor_std, num_anchored),
+        ]
+    )
+    share = num_anchored / config.num_samples
+
+    def log_normal(x, m, s):  # log N(x; m, s^2 I) without the constant shared by both parts
+        return -0.5 * jnp.sum(jnp.square((x - m) / s), -1) - x.shape[-1] * jnp.log(s)
+
+    log_kernel = log_normal(proposals, mean, std)
+    log_mixture = jnp.logaddexp(
+        jnp.log1p(-share) + log_kernel - log_box_mass(mean, std),
+        jnp.log(share) + log_normal(proposals, anchor, anchor_std) - log_box_mass(anchor, anchor_std),
+    )
+    return proposals, log_kernel - log_mixture
+
+
 def importance_weights(
-    key, q_fn: QFn, proposals: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None
+    key, q_fn: QFn, proposals: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None, log_correction=0.0
 ) -> tuple[jax.Array, jax.Array]:
-    """Self-normalised weights [K] of proposals [K, A] under exp(alpha Q), and the alpha used (scalar). alpha:
-    given by the caller (e.g. pooled over a batch), else solved (ess) or from state_alpha."""
+    """Self-normalised weights [K] of proposals [K, A] under exp(alpha Q) (times exp(log_correction) [K], the
+    proposals' importance correction), and the alpha used (scalar). alpha: given by the caller (e.g. pooled over
+    a batch), else solved (ess) or from state_alpha."""
     q = q_fn(proposals)
     if config.temperature == "ess":
         alpha = ess_temperature(q, config.target_ess)
     elif alpha is None:
         alpha = state_alpha(key, q_fn, proposals.shape[-1], config)
-    return jax.nn.softmax(alpha * (q - jnp.max(q))), alpha  # alpha * q itself can lose all precision
+    return jax.nn.softmax(alpha * (q - jnp.max(q)) + log_correction), alpha  # alpha * q alone can lose precision
 
 
 def posterior_mean(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
@@ -265,11 +325,14 @@ def posterior_mean(key, q_fn: QFn, a_t, t, config: ScoreConfig) -> jax.Array:
     return posterior_mean_and_stats(key, q_fn, a_t, t, config)[0]
 
 
-def posterior_mean_and_stats(key, q_fn: QFn, a_t, t, config: ScoreConfig, alpha=None) -> tuple[jax.Array, dict]:
-    """posterior_mean [A] and {"ess": the weights' effective sample size / K, "alpha": the inverse temperature}."""
+def posterior_mean_and_stats(
+    key, q_fn: QFn, a_t, t, config: ScoreConfig, alpha=None, anchor=None
+) -> tuple[jax.Array, dict]:
+    """posterior_mean [A] and {"ess": the weights' effective sample size / K, "alpha": the inverse temperature}.
+    anchor [A]: a guess of a_0, around which anchor_share of the proposals are drawn."""
     key_proposals, key_alpha = jax.random.split(key)
-    proposals = posterior_proposals(key_proposals, a_t, t, config)
-    weights, alpha = importance_weights(key_alpha, q_fn, proposals, config, alpha)
+    proposals, log_correction = posterior_proposals(key_proposals, a_t, t, config, anchor)
+    weights, alpha = importance_weights(key_alpha, q_fn, proposals, config, alpha, log_correction)
     return jnp.sum(weights[:, None] * proposals, axis=0), {"ess": ess_fraction(weights), "alpha": alpha}
 
 
@@ -290,17 +353,18 @@ def idem_score(key, q_fn: QFn, a_t, t, config: ScoreConfig, alpha=None) -> jax.A
 
 
 def estimate_velocity(
-    key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None
+    key, q_fn: QFn, a_t: jax.Array, t: jax.Array, config: ScoreConfig, alpha: jax.Array | None = None, anchor=None
 ) -> tuple[jax.Array, dict]:
     """The regression target v(a_t, t | s) [A] (gradient stopped) for one state, and the estimator's
     {"ess", "alpha"} (posterior_mean_and_stats; NaN for the idem estimator, which has no weights). alpha: the
-    inverse temperature when the caller has it (SOM pools temperature=scaled over its batch)."""
+    inverse temperature when the caller has it (SOM pools temperature=scaled over its batch); anchor [A]: a guess
+    of a_0 (config.anchor_share; SOM's best candidate)."""
     if config.estimator == "idem":
         g = idem_score(key, q_fn, a_t, t, config, alpha)
         v = -0.5 * vp_beta(t, config.beta_min, config.beta_max) * (a_t + config.w * g / (jnp.linalg.norm(g) + 1e-6))
         stats = {"ess": jnp.nan, "alpha": jnp.nan}
     else:
-        d, stats = posterior_mean_and_stats(key, q_fn, a_t, t, config, alpha)
+        d, stats = posterior_mean_and_stats(key, q_fn, a_t, t, config, alpha, anchor)
         if config.path == "vp":
             mu_t, sigma_t = vp_mu_sigma(t, config.beta_min, config.beta_max)
             score = (mu_t * d - a_t) / sigma_t**2

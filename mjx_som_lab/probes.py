@@ -13,6 +13,7 @@ box, where the estimator's uniform prior lives: keep the modes well inside it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -26,10 +27,14 @@ from mjx_som.networks import VelocityNet
 from mjx_som.score import (
     ScoreConfig,
     estimate_velocity,
+    log_box_mass,
     path_coefficients,
     posterior_mean,
+    q_gap,
+    regret_alpha,
     state_alpha,
     target_velocity,
+    truncated_normal_samples,
 )
 
 
@@ -65,11 +70,14 @@ def cosine(u: jax.Array, v: jax.Array) -> jax.Array:
 FIELD_ALPHA_SAMPLES = 4096  # uniform actions that set a field's temperature (one state: measured once)
 
 
-def integrate_field(key, q_fn, num_samples: int, action_size: int, config: ScoreConfig, steps: int = 100, noise=None):
+def integrate_field(
+    key, q_fn, num_samples: int, action_size: int, config: ScoreConfig, steps: int = 100, noise=None, anchor_fn=None
+):
     """Euler-integrates the estimated target velocity from noise at t = 1 down to t = 0 (the flow the
     actor is trained to reproduce in one step); returns [num_samples, A] (unclipped). noise
     [num_samples, A]: the starting points (default: drawn from key). The temperature is measured once, on
-    FIELD_ALPHA_SAMPLES uniform actions (state_alpha; temperature=ess solves its own per point)."""
+    FIELD_ALPHA_SAMPLES uniform actions (state_alpha; temperature=ess solves its own per point). anchor_fn(a
+    [P, A], t) -> [P, A]: each point's anchor (config.anchor_share), or None."""
     key_init, key_steps, key_alpha = jax.random.split(key, 3)
     a = jax.random.normal(key_init, (num_samples, action_size)) if noise is None else noise
     dt = 1.0 / steps
@@ -81,7 +89,8 @@ def integrate_field(key, q_fn, num_samples: int, action_size: int, config: Score
     def step(a, inputs):
         t, key = inputs
         keys = jax.random.split(key, num_samples)
-        v = jax.vmap(lambda k, x: estimate_velocity(k, q_fn, x, t, config, alpha)[0])(keys, a)
+        anchors = None if anchor_fn is None else anchor_fn(a, t)
+        v = jax.vmap(lambda k, x, anchor: estimate_velocity(k, q_fn, x, t, config, alpha, anchor)[0])(keys, a, anchors)
         return a - dt * v, None
 
     a, _ = jax.lax.scan(step, a, (times, jax.random.split(key_steps, steps)))
@@ -110,6 +119,14 @@ def mode_budget(bandit, q_fn, config: ScoreConfig, u_fn, key, samples: int = 409
     draws = np.random.default_rng(0).choice(grid.shape[0], size=samples, p=weights / weights.sum())
     noise = jax.random.normal(key_noise, (samples, 2))
     field = integrate_field(key_field, q_fn, samples, 2, config, steps, noise)
+    flow, one_step = actor_flow_and_map(u_fn, noise, steps)
+    stages = (grid[draws], field, flow, one_step)
+    return {name: bandit.mode_stats(jnp.clip(a, -1.0, 1.0)) for name, a in zip(BUDGET_STAGES, stages, strict=True)}
+
+
+def actor_flow_and_map(u_fn, noise: jax.Array, steps: int) -> tuple[jax.Array, jax.Array]:
+    """(the actor's instantaneous velocity u(a, t, t) integrated from t = 1 to 0 in `steps` Euler steps, its
+    one-step map z - u(z, 0, 1)), both from noise [P, A] (unclipped). u_fn(a [P, A], r [P], t [P]) -> [P, A]."""
     times = 1.0 - jnp.arange(steps) / steps  # each Euler step runs from times[i] down by 1 / steps
 
     def flow_step(a, t):
@@ -117,9 +134,103 @@ def mode_budget(bandit, q_fn, config: ScoreConfig, u_fn, key, samples: int = 409
         return a - u_fn(a, rows, rows) / steps, None
 
     flow, _ = jax.lax.scan(flow_step, noise, times)
-    one_step = noise - u_fn(noise, jnp.zeros(samples), jnp.ones(samples))
-    stages = (grid[draws], field, flow, one_step)
-    return {name: bandit.mode_stats(jnp.clip(a, -1.0, 1.0)) for name, a in zip(BUDGET_STAGES, stages, strict=True)}
+    return flow, noise - u_fn(noise, jnp.zeros(noise.shape[:1]), jnp.ones(noise.shape[:1]))
+
+
+def spread(actions: jax.Array) -> jax.Array:
+    """The mean distance of actions [..., P, A] to their mean (box units): the candidate spread. -> [...]"""
+    return jnp.mean(jnp.linalg.norm(actions - jnp.mean(actions, axis=-2, keepdims=True), axis=-1), axis=-1)
+
+
+TARGET_RESAMPLE_ACTIONS = 65_536  # actions resampled by exp(alpha Q) to draw from a state's target
+TARGET_ANCHOR_STD = 0.25  # the std of the resampled actions drawn around an anchor
+
+
+def target_draws(key, q_fn, alpha, action_size: int, samples: int, anchor=None) -> tuple[jax.Array, float]:
+    """(samples [samples, A] of the Boltzmann target exp(alpha Q) on the box, the effective sample size of the
+    resample): TARGET_RESAMPLE_ACTIONS proposals, uniform on the box or, given an anchor [A], half of them from
+    N(anchor, TARGET_ANCHOR_STD^2 I) truncated to the box, resampled with weights exp(alpha Q) / their density
+    (in 6-D a sharp target holds too little of the box for uniform proposals alone: ESS of a few actions)."""
+    key_uniform, key_anchor, key_draw = jax.random.split(key, 3)
+    count = TARGET_RESAMPLE_ACTIONS // (1 if anchor is None else 2)
+    proposals = jax.random.uniform(key_uniform, (count, action_size), minval=-1.0, maxval=1.0)
+    log_density = jnp.zeros(count)  # uniform alone: a constant
+    if anchor is not None:
+        near = truncated_normal_samples(key_anchor, anchor, TARGET_ANCHOR_STD, TARGET_RESAMPLE_ACTIONS - count)
+        proposals = jnp.concatenate([proposals, near])
+        log_normal = (
+            -0.5 * jnp.sum(jnp.square((proposals - anchor) / TARGET_ANCHOR_STD), -1)
+            - action_size * jnp.log(TARGET_ANCHOR_STD * jnp.sqrt(2 * jnp.pi))
+            - log_box_mass(anchor, TARGET_ANCHOR_STD)
+        )
+        log_density = jnp.logaddexp(jnp.log(0.5) - action_size * jnp.log(2.0), jnp.log(0.5) + log_normal)
+    q = q_fn(proposals)
+    logits = alpha * (q - jnp.max(q)) - log_density
+    weights = jax.nn.softmax(logits)
+    draws = proposals[jax.random.categorical(key_draw, logits, shape=(samples,))]
+    return draws, float(1.0 / jnp.sum(jnp.square(weights)))
+
+
+def spread_budget(
+    q_fn,
+    config: ScoreConfig,
+    u_fn,
+    alpha,
+    action_size: int,
+    key,
+    proposals=(16, 128, 512),
+    samples: int = 128,
+    steps: int = 40,
+    anchor_shares=(0.0,),
+    anchor=None,
+) -> dict:
+    """Where one state's samples widen on the way from SOM's target to its one-step map (any action size): the
+    spread (mean distance to the mean, box units) and the mean Q of the samples at each stage,
+    {stage: {"spread", "q"}}:
+    - target: the Boltzmann target exp(alpha Q) on the box (target_draws, around `anchor` when given; its "ess":
+      the resample's effective sample size, in actions);
+    - field_K: SOM's estimated target velocity with K proposals, integrated from noise (integrate_field), for each
+      K in `proposals`: what an actor that regressed the estimates at that K perfectly would sample;
+      field_K_anchorS for each share S > 0 of `anchor_shares`: the same with that share of the proposals drawn
+      around `anchor` [A] (ScoreConfig.anchor_share; SOM's best candidate at the state);
+    - flow, one_step: the actor's own (actor_flow_and_map), from the same noise as the fields.
+    q_fn: actions [K, A] -> [K] (one state); alpha: the inverse temperature of the target and of every field;
+    u_fn(a [P, A], r [P], t [P]) -> [P, A] (the linear path's convention, t = 1 noise). Samples are clipped to
+    the box, as the agent clips its actions."""
+    key_target, key_noise, key_draw, key_field = jax.random.split(key, 4)
+    noise = jax.random.normal(key_noise, (samples, action_size))
+    target, target_ess = target_draws(key_target, q_fn, alpha, action_size, samples, anchor)
+
+    def stats(a):
+        a = jnp.clip(a, -1.0, 1.0)
+        return {"spread": float(spread(a)), "q": float(jnp.mean(q_fn(a)))}
+
+    def scaled_q(a):  # alpha folded into Q: each field then runs at the fixed inverse temperature 1
+        return alpha * q_fn(a)
+
+    def anchor_fn(a, t):  # every point's anchor: the state's best candidate
+        return jnp.broadcast_to(anchor, a.shape)
+
+    out = {"target": {**stats(target), "ess": target_ess}}
+    for k in proposals:
+        for share in anchor_shares:
+            field_config = dataclasses.replace(
+                config, num_samples=k, temperature="fixed", alpha=1.0, anchor_share=share
+            )
+            field = integrate_field(
+                jax.random.fold_in(key_field, k),
+                scaled_q,
+                samples,
+                action_size,
+                field_config,
+                steps,
+                noise,
+                anchor_fn if share > 0 else None,
+            )
+            out[f"field_{k}" + (f"_anchor{share:g}" if share > 0 else "")] = stats(field)
+    flow, one_step = actor_flow_and_map(u_fn, noise, steps)
+    out["flow"], out["one_step"] = stats(flow), stats(one_step)
+    return out
 
 
 # ----- probes of trained runs (mjx_som.load) ----------------------------------------------------
@@ -173,6 +284,50 @@ def run_mode_budget(run, key, samples: int = 4096, steps: int = 40) -> dict:
 
     q_fn = functools.partial(q_values, run, obs)
     return mode_budget(run.env, q_fn, config.score_config(), u_fn, key, samples, steps)
+
+
+def run_spread_budget(
+    run, states: jax.Array, key, proposals=(16, 128, 512), samples: int = 128, steps: int = 40, anchor_shares=(0.0,)
+):
+    """spread_budget of a SOM run on each raw state of states [S, O] -> {stage: {"spread", "q"}} averaged over the
+    states (and the target's "ess"), plus "alpha" (mean log10). The critic is the run's (min of the twins), u its
+    acting (EMA) actor, and alpha its rule: temperature=regret's A / (2 target_regret R), R the gap between the
+    best of the actor's num_candidates candidates and the mean Q of FIELD_ALPHA_SAMPLES uniform actions (the
+    trainer takes that mean over scale_samples), or the fixed alpha; the anchored fields' anchor is the best of
+    those candidates, whose Q is reported as stage "best_candidate"."""
+    config = run.config.algo_config()
+    score_config = config.score_config()
+    net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
+    action_size = run.env.action_size
+    per_state, log_alphas = [], []
+    for i, obs in enumerate(states):
+        key_i = jax.random.fold_in(key, i)
+        key_cand, key_uniform, key_budget = jax.random.split(key_i, 3)
+        state_row = run.normalize(obs[None])
+        q_fn = functools.partial(q_values, run, obs[None])
+
+        def u_fn(a, r, t, state_row=state_row):
+            rows = jnp.broadcast_to(state_row, (a.shape[0], state_row.shape[-1]))
+            return net.apply(run.state.agent.actor_ema, rows, a, r, t)
+
+        cands = candidates(run, obs[None], config.num_candidates, key_cand)[0]
+        q_cands = q_fn(cands)
+        if score_config.temperature == "regret":
+            uniform = jax.random.uniform(key_uniform, (FIELD_ALPHA_SAMPLES, action_size), minval=-1.0, maxval=1.0)
+            alpha = regret_alpha(q_gap(jnp.max(q_cands), q_fn(uniform)), action_size, score_config.target_regret)
+        else:
+            alpha = state_alpha(key_uniform, q_fn, action_size, score_config, FIELD_ALPHA_SAMPLES)
+        log_alphas.append(float(jnp.log10(alpha)))
+        best = cands[jnp.argmax(q_cands)]
+        budget = spread_budget(
+            q_fn, score_config, u_fn, alpha, action_size, key_budget, proposals, samples, steps, anchor_shares, best
+        )
+        per_state.append(budget | {"best_candidate": {"q": float(jnp.max(q_cands))}})
+    out = {
+        stage: {k: float(np.mean([b[stage][k] for b in per_state])) for k in per_state[0][stage]}
+        for stage in per_state[0]
+    }
+    return out | {"log10_alpha": float(np.mean(log_alphas)), "states": len(per_state)}
 
 
 def candidates(run, obs: jax.Array, num: int, key: jax.Array) -> jax.Array:

@@ -113,15 +113,17 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
                 share = jax.random.uniform(key_share, a0.shape[:1] + (1,)) < config.target_a0_fraction
                 a0 = jnp.where(share, resampled[:, 0], a0)
         a_t = noise_action(a0, jax.random.normal(key_eps, a0.shape), t, score_config)
+        # anchor_share of the proposals are drawn around the state's best candidate (the critic target's next action)
+        anchor = selection.best if score_config.anchor_share > 0 else None
 
-        def velocity(key_i, s, a, t_i, alpha_i):
+        def velocity(key_i, s, a, t_i, alpha_i, anchor_i):
             def q_fn(actions):
                 return min_q(config, critic_params, jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions)
 
-            return estimate_velocity(key_i, q_fn, a, t_i, score_config, alpha_i)
+            return estimate_velocity(key_i, q_fn, a, t_i, score_config, alpha_i, anchor_i)
 
         keys = jax.random.split(key_score, obs.shape[0])
-        v, stats = jax.vmap(velocity)(keys, obs, a_t, t, alpha)
+        v, stats = jax.vmap(velocity)(keys, obs, a_t, t, alpha, anchor)
         metrics["target_velocity_norm"] = jnp.mean(jnp.linalg.norm(v, axis=-1))
         if score_config.estimator == "denoise":  # the idem estimator has no importance weights
             log_alpha = jnp.log(jnp.maximum(stats["alpha"], jnp.finfo(jnp.float32).tiny))  # alpha = 0: Q flat
