@@ -43,6 +43,7 @@ from mjx_som_lab.probes import (
     q_values,
     rollout_diagnostics,
     run_mode_budget,
+    run_spread_budget,
     square_grid,
     transport,
     velocity_field,
@@ -341,6 +342,7 @@ def qdiag_flags(method: str, quick: bool) -> list[str]:
 QDIAG_CANDIDATES = 32  # raw samples per state and run (N, as the generative actors' default), SAC's too
 QDIAG_BOX_SAMPLES = 64  # uniform actions per state for the scale of Q over the action box
 QDIAG_EPISODES = 8  # greedy episodes per run for the critic's Q against Monte-Carlo returns
+QDIAG_BUDGET_STATES = 8  # states of the spread budget of each SOM run (about 3 min each on 2 CPU cores)
 
 
 def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_states: int = 256) -> dict:
@@ -384,6 +386,12 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         label: greedy_headroom(r, states, jax.random.PRNGKey(100 + i))
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
     }
+    budget_states = states[: 2 if quick else QDIAG_BUDGET_STATES]
+    spread_budgets = {
+        label: run_spread_budget(r, budget_states, jax.random.PRNGKey(300 + i), (16, 128) if quick else (16, 128, 512))
+        for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
+        if r.config.algo == "som"
+    }
     episodes = 2 if quick else QDIAG_EPISODES
     rollouts = {
         label: rollout_diagnostics(r, greedy_rollout(r, episodes, jax.random.PRNGKey(200 + i)))
@@ -400,6 +408,7 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
         "values": stats,
         "candidate_spread": spread,
         "greedy_headroom": headroom,
+        "spread_budget": spread_budgets,
         "greedy_rollout": rollouts,
         "pca_variance_share": shares,
     }
@@ -546,6 +555,18 @@ def summary_markdown(results: dict) -> str:
                 f"| {name} | {g['q_mean']:.1f} | {g['return_mean']:.1f} | {g['q_bias']:.1f} "
                 f"({g['q_bias_relative']:+.3f}) | {g['action_change']:.3f} ({g['action_change_per_dim']:.3f}) |"
             )
+        for name, budget in r.get("spread_budget", {}).items():
+            stages = [k for k in budget if isinstance(budget[k], dict)]
+            lines += [
+                "",
+                f"Where {name}'s spread comes from ({budget['states']} states; probes.spread_budget):",
+                "| stage | " + " | ".join(stages) + " |",
+                "|---|" + "---|" * len(stages),
+                "| spread | "
+                + " | ".join(f"{budget[k]['spread']:.3f}" if "spread" in budget[k] else "" for k in stages)
+                + " |",
+                "| mean Q | " + " | ".join(f"{budget[k]['q']:.3f}" for k in stages) + " |",
+            ]
         spread = ", ".join(f"{k} {v:.3f}" for k, v in r["candidate_spread"].items())
         lines += [
             "",
