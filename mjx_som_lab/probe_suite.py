@@ -388,7 +388,9 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
     }
     budget_states = states[: 2 if quick else QDIAG_BUDGET_STATES]
     spread_budgets = {
-        label: run_spread_budget(r, budget_states, jax.random.PRNGKey(300 + i), (16, 128) if quick else (16, 128, 512))
+        label: run_spread_budget(
+            r, budget_states, jax.random.PRNGKey(300 + i), (16, 128) if quick else (16, 128, 512), 128, 40, (0.0, 0.25)
+        )
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))
         if r.config.algo == "som"
     }

@@ -254,9 +254,10 @@ def test_probes_write_their_files_and_reuse_their_runs(tmp_path):
     qdiag = results["qdiag"]
     assert len(qdiag["values"]) == 4 and min(qdiag["candidate_spread"].values()) > 0
     assert set(qdiag["greedy_headroom"]) == {"som", "sac"}  # every run's own headroom (its values: tested above)
-    # SOM's spread budget (its values: test_spread_budget_...), on the quick probe's 2 states and K = 16, 128
+    # SOM's spread budget (its values: test_spread_budget_...), on the quick probe's 2 states, K = 16, 128, with
+    # and without a quarter of the proposals anchored at the best candidate
     assert set(qdiag["spread_budget"]) == {"som"} and qdiag["spread_budget"]["som"]["states"] == 2
-    stages = {"target", "field_16", "field_128", "flow", "one_step", "best_candidate"}
+    stages = {"target", "field_16", "field_128", "field_16_anchor0.25", "flow", "one_step", "best_candidate"}
     assert stages <= set(qdiag["spread_budget"]["som"]), qdiag["spread_budget"]
     # a finished run with the same config is reused, not trained again; --no-train takes the runs as they are
     summary = json.loads((runs / "bandit_eight_gaussians-som-s0" / "summary.json").read_text())
