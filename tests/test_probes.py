@@ -172,7 +172,7 @@ def test_spread_budget_finds_the_small_k_estimators_width_and_an_exact_actor_on_
 
     config = ScoreConfig(num_samples=16)
     budget = spread_budget(
-        q_fn, config, u_fn, 100.0, dim, jax.random.PRNGKey(0), (16, 512), 256, 40, (0.0, 0.5), anchor=m
+        q_fn, config, u_fn, 100.0, dim, jax.random.PRNGKey(0), (16, 512), 128, 40, (0.0, 0.5), anchor=m
     )
     exact = 0.1 * np.sqrt(2) * np.exp(scipy_special.gammaln(3.5) - scipy_special.gammaln(3.0))  # 0.1 E|N(0, I_6)|
     for stage in ("target", "flow", "one_step"):
