@@ -220,17 +220,20 @@ def regret_alpha(gap: jax.Array, action_size: int, regret: float) -> jax.Array:
     return inverse_scale(gap, action_size / (2.0 * regret))
 
 
-def state_alpha(key, q_fn: QFn, action_size: int, config: ScoreConfig, samples: int | None = None) -> jax.Array:
-    """The inverse temperature of one state's Boltzmann target from Q alone (no policy): alpha (fixed), or
-    scaled_alpha / regret_alpha over `samples` (default num_samples) uniform actions of the box, their best
-    standing in for the state's best action (a batch of SOM's pools scaled over its states and takes regret's
-    best from the policy's candidates, see SOM). Not used by temperature=ess. -> scalar."""
+def state_alpha(
+    key, q_fn: QFn, action_size: int, config: ScoreConfig, samples: int | None = None, q_best=None
+) -> jax.Array:
+    """The inverse temperature of one state's Boltzmann target: alpha (fixed), or scaled_alpha / regret_alpha over
+    `samples` (default num_samples) uniform actions of the box. regret's best action is q_best (e.g. the best of
+    the policy's candidates, as SOM's update takes it) or, without it, the best of those uniform actions (q_gap
+    takes the larger of the two). A batch of SOM's pools scaled over its states. Not used by temperature=ess.
+    -> scalar."""
     if config.temperature not in ("scaled", "regret"):
         return jnp.asarray(config.alpha, jnp.float32)
     uniform = jax.random.uniform(key, (samples or config.num_samples, action_size), minval=-1.0, maxval=1.0)
     q = q_fn(uniform)
     if config.temperature == "regret":
-        return regret_alpha(q_gap(jnp.max(q), q), action_size, config.target_regret)
+        return regret_alpha(q_gap(jnp.max(q) if q_best is None else q_best, q), action_size, config.target_regret)
     return scaled_alpha(q, config)
 
 
@@ -268,6 +271,12 @@ def log_box_mass(mean: jax.Array, std) -> jax.Array:
     return jnp.sum(log_high + jnp.log1p(-jnp.exp(log_low - log_high)))
 
 
+def log_truncated_normal(x: jax.Array, mean: jax.Array, std) -> jax.Array:
+    """log density of N(mean [A], std^2 I) truncated to the box [-1, 1]^A at points x [..., A] inside it. -> [...]"""
+    log_normal = -0.5 * jnp.sum(jnp.square((x - mean) / std), -1) - x.shape[-1] * jnp.log(std * jnp.sqrt(2 * jnp.pi))
+    return log_normal - log_box_mass(mean, std)
+
+
 def kernel_posterior(a_t, t, config: ScoreConfig) -> tuple[jax.Array, jax.Array]:
     """(mean [A], std): the Gaussian N(mean, std^2 I) that a_0 | a_t follows under a flat prior (the kernel's
     posterior; SOM's proposals are it truncated to the box)."""
@@ -278,7 +287,7 @@ def kernel_posterior(a_t, t, config: ScoreConfig) -> tuple[jax.Array, jax.Array]
 def posterior_proposals(key, a_t, t, config: ScoreConfig, anchor: jax.Array | None = None):
     """K proposals [K, A] of a_0 | a_t and their log importance correction [K] (the log of the kernel's posterior
     density over the proposals' density, up to a constant). Without an anchor (or anchor_share 0): the kernel's
-    posterior truncated to the box, correction 0. With an anchor [A] (the actor's guess of a_0): round(anchor_share
+    posterior truncated to the box, correction 0. With an anchor [A] (a guess of a_0): round(anchor_share
     K) of them from N(anchor, s^2 I) truncated to the box, s = min(anchor_std, the kernel's std), the rest from
     the kernel; the correction is the balance heuristic's, so the weighted mean stays consistent."""
     mean, std = kernel_posterior(a_t, t, config)
@@ -294,16 +303,9 @@ def posterior_proposals(key, a_t, t, config: ScoreConfig, anchor: jax.Array | No
         ]
     )
     share = num_anchored / config.num_samples
-
-    def log_normal(x, m, s):  # log N(x; m, s^2 I) without the constant shared by both parts
-        return -0.5 * jnp.sum(jnp.square((x - m) / s), -1) - x.shape[-1] * jnp.log(s)
-
-    log_kernel = log_normal(proposals, mean, std)
-    log_mixture = jnp.logaddexp(
-        jnp.log1p(-share) + log_kernel - log_box_mass(mean, std),
-        jnp.log(share) + log_normal(proposals, anchor, anchor_std) - log_box_mass(anchor, anchor_std),
-    )
-    return proposals, log_kernel - log_mixture
+    log_kernel = log_truncated_normal(proposals, mean, std)
+    log_anchor = log_truncated_normal(proposals, anchor, anchor_std)
+    return proposals, log_kernel - jnp.logaddexp(jnp.log1p(-share) + log_kernel, jnp.log(share) + log_anchor)
 
 
 def importance_weights(

@@ -48,6 +48,9 @@ from mjx_som_lab.probes import (
     transport,
     velocity_field,
 )
+from mjx_som_lab.probes import (
+    spread as candidate_spread,
+)
 from mjx_som_lab.runstore import RunStore
 
 PROBES = ("score", "ablation", "learned", "family", "noise", "qdiag")
@@ -378,10 +381,7 @@ def probe_qdiag(out, runs: RunStore, run_dirs, env_name, methods, quick, num_sta
                 "q_std_within_state": float(q.std(axis=1).mean()),
                 "q_best_minus_mean": float((q.max(axis=1) - q.mean(axis=1)).mean()),
             }
-    spread = {
-        label: float(np.linalg.norm(c - c.mean(axis=1, keepdims=True), axis=-1).mean())
-        for label, c in ((k, np.asarray(v)) for k, v in cands.items())
-    }
+    spread = {label: float(jnp.mean(candidate_spread(c))) for label, c in cands.items()}
     headroom = {
         label: greedy_headroom(r, states, jax.random.PRNGKey(100 + i))
         for i, (label, r) in enumerate(zip(labels, loaded, strict=True))

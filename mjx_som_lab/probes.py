@@ -27,11 +27,9 @@ from mjx_som.networks import VelocityNet
 from mjx_som.score import (
     ScoreConfig,
     estimate_velocity,
-    log_box_mass,
+    log_truncated_normal,
     path_coefficients,
     posterior_mean,
-    q_gap,
-    regret_alpha,
     state_alpha,
     target_velocity,
     truncated_normal_samples,
@@ -158,12 +156,8 @@ def target_draws(key, q_fn, alpha, action_size: int, samples: int, anchor=None) 
     if anchor is not None:
         near = truncated_normal_samples(key_anchor, anchor, TARGET_ANCHOR_STD, TARGET_RESAMPLE_ACTIONS - count)
         proposals = jnp.concatenate([proposals, near])
-        log_normal = (
-            -0.5 * jnp.sum(jnp.square((proposals - anchor) / TARGET_ANCHOR_STD), -1)
-            - action_size * jnp.log(TARGET_ANCHOR_STD * jnp.sqrt(2 * jnp.pi))
-            - log_box_mass(anchor, TARGET_ANCHOR_STD)
-        )
-        log_density = jnp.logaddexp(jnp.log(0.5) - action_size * jnp.log(2.0), jnp.log(0.5) + log_normal)
+        log_near = log_truncated_normal(proposals, anchor, TARGET_ANCHOR_STD)
+        log_density = jnp.logaddexp(jnp.log(0.5) - action_size * jnp.log(2.0), jnp.log(0.5) + log_near)
     q = q_fn(proposals)
     logits = alpha * (q - jnp.max(q)) - log_density
     weights = jax.nn.softmax(logits)
@@ -291,10 +285,9 @@ def run_spread_budget(
 ):
     """spread_budget of a SOM run on each raw state of states [S, O] -> {stage: {"spread", "q"}} averaged over the
     states (and the target's "ess"), plus "alpha" (mean log10). The critic is the run's (min of the twins), u its
-    acting (EMA) actor, and alpha its rule: temperature=regret's A / (2 target_regret R), R the gap between the
-    best of the actor's num_candidates candidates and the mean Q of FIELD_ALPHA_SAMPLES uniform actions (the
-    trainer takes that mean over scale_samples), or the fixed alpha; the anchored fields' anchor is the best of
-    those candidates, whose Q is reported as stage "best_candidate"."""
+    acting (EMA) actor, and alpha its rule (state_alpha over FIELD_ALPHA_SAMPLES uniform actions, where the trainer
+    takes scale_samples; regret's best action is the best of the actor's num_candidates candidates); the anchored
+    fields' anchor is that best candidate, whose Q is reported as stage "best_candidate"."""
     config = run.config.algo_config()
     score_config = config.score_config()
     net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
@@ -312,11 +305,7 @@ def run_spread_budget(
 
         cands = candidates(run, obs[None], config.num_candidates, key_cand)[0]
         q_cands = q_fn(cands)
-        if score_config.temperature == "regret":
-            uniform = jax.random.uniform(key_uniform, (FIELD_ALPHA_SAMPLES, action_size), minval=-1.0, maxval=1.0)
-            alpha = regret_alpha(q_gap(jnp.max(q_cands), q_fn(uniform)), action_size, score_config.target_regret)
-        else:
-            alpha = state_alpha(key_uniform, q_fn, action_size, score_config, FIELD_ALPHA_SAMPLES)
+        alpha = state_alpha(key_uniform, q_fn, action_size, score_config, FIELD_ALPHA_SAMPLES, jnp.max(q_cands))
         log_alphas.append(float(jnp.log10(alpha)))
         best = cands[jnp.argmax(q_cands)]
         budget = spread_budget(
