@@ -367,6 +367,12 @@ BAD_INPUTS = [
         "target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled",
     ),
     (dict(som=dict(actor_batch_size=-1)), r"--som settings: actor_batch_size must be >= 0 \(0 = the whole batch\)"),
+    (dict(som=dict(anchor_share=1.0)), r"--som settings: anchor_share must be in \[0, 1\) \(a share of num_samples\)"),
+    (dict(som=dict(anchor_std=0.0)), "--som settings: anchor_std must be > 0, got 0.0"),
+    (
+        dict(som=dict(anchor_share=0.25, estimator="idem", path="vp", temperature="fixed")),
+        "anchor_share > 0 needs estimator='denoise'",
+    ),
     (dict(som=dict(actor_batch_size=24)), r"--som.actor-batch-size 24 must divide --batch-size 32 \(the actor"),
     (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
     (dict(network_precision="tf32"), "--network-precision 'tf32'; allowed: highest, high, default or ''"),
