@@ -1,8 +1,9 @@
 """Learning on bandit/eight_gaussians, on CPU, with the default preset (the README's command) at half its
 budget: 192k of its 384k env steps (the warm-up, 65,536 steps, and every other setting as the preset has them).
 The whole command took 739 s of one worker's 1,780 s in a 29:42 run of the suite (2026-12-04); at half the
-budget it ended with 4/4 modes, 0.93 of the raw map's samples and 0.999 of the best-of-N policy's in them (seed 0,
-155 s alone on the 2-core CPU). The full budget's results, on the held-out family too, are in docs/probes.md.
+budget seeds 0 / 1 / 2 ended with 4/4 modes, 0.926 / 0.925 / 0.904 of the raw map's samples and 0.999 / 1.000 /
+1.000 of the best-of-N policy's in them (155 s a run alone on the 2-core CPU). The full budget's results, on the
+held-out family too, are in docs/probes.md.
 
 Wall clock and env steps of these runs are recorded in docs/benchmarks.md.
 """
