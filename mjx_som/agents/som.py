@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from mjx_som.agents.base import Agent, EnvSpec
 from mjx_som.agents.one_step import OneStepConfig, make_one_step_agent, project
@@ -53,6 +54,9 @@ class SOMConfig(OneStepConfig, ScoreConfig):
     the state's scale_samples uniform actions, resampled with weights exp(alpha Q) (the values the temperature
     already measured: no extra critic rows); the regression then sees a_t along the target's paths, also near
     modes the policy has left (needs temperature regret or scaled)"""
+    anchor_from: float = 0.0
+    """anchor_share > 0: the share of the run's actor updates made before the anchored proposals start (0: from
+    the first update); until then every proposal comes from the kernel's posterior, so the early, wide map explores"""
 
     def score_config(self) -> ScoreConfig:
         return project(self, ScoreConfig)
@@ -70,6 +74,10 @@ class SOMConfig(OneStepConfig, ScoreConfig):
             raise ValueError(f"target_a0_fraction must be in [0, 1], got {self.target_a0_fraction}")
         if self.target_a0_fraction > 0 and self.temperature not in ("regret", "scaled"):
             raise ValueError("target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled")
+        if not 0 <= self.anchor_from < 1:
+            raise ValueError(f"anchor_from must be in [0, 1) (a share of the run's updates), got {self.anchor_from}")
+        if self.anchor_from > 0 and self.anchor_share == 0:
+            raise ValueError("anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too")
 
 
 def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
@@ -113,8 +121,6 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
                 share = jax.random.uniform(key_share, a0.shape[:1] + (1,)) < config.target_a0_fraction
                 a0 = jnp.where(share, resampled[:, 0], a0)
         a_t = noise_action(a0, jax.random.normal(key_eps, a0.shape), t, score_config)
-        # anchor_share of the proposals are drawn around the state's best candidate (the critic target's next action)
-        anchor = selection.best if score_config.anchor_share > 0 else None
 
         def velocity(key_i, s, a, t_i, alpha_i, anchor_i):
             def q_fn(actions):
@@ -122,8 +128,17 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
 
             return estimate_velocity(key_i, q_fn, a, t_i, score_config, alpha_i, anchor_i)
 
-        keys = jax.random.split(key_score, obs.shape[0])
-        v, stats = jax.vmap(velocity)(keys, obs, a_t, t, alpha, anchor)
+        def field(anchor):  # anchor [B, A] or None: anchor_share of the proposals around it (score.py)
+            return jax.vmap(velocity)(jax.random.split(key_score, obs.shape[0]), obs, a_t, t, alpha, anchor)
+
+        if score_config.anchor_share == 0:
+            v, stats = field(None)
+        elif config.anchor_from == 0:  # around the state's best candidate (the critic target's next action)
+            v, stats = field(selection.best)
+        else:  # the kernel's posterior alone for the first anchor_from of the run's updates
+            started = actor_updates(state.actor_opt) >= round(config.anchor_from * spec.total_updates)
+            v, stats = jax.lax.cond(started, lambda: field(selection.best), lambda: field(None))
+            metrics["score_anchored"] = started.astype(jnp.float32)
         metrics["target_velocity_norm"] = jnp.mean(jnp.linalg.norm(v, axis=-1))
         if score_config.estimator == "denoise":  # the idem estimator has no importance weights
             log_alpha = jnp.log(jnp.maximum(stats["alpha"], jnp.finfo(jnp.float32).tiny))  # alpha = 0: Q flat
@@ -135,6 +150,11 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
     choose = functools.partial(boltzmann_choice, action_size=spec.action_size, regret=config.selection_regret)
     init_gap = lambda: (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))  # noqa: E731
     return make_one_step_agent(config, spec, regression_target, choose, init_gap)
+
+
+def actor_updates(actor_opt) -> jax.Array:
+    """The actor steps made so far (int32 scalar): the optimizer's own step count."""
+    return optax.tree_utils.tree_get_all_with_path(actor_opt, "count")[0][1]
 
 
 def boltzmann_choice(running_gap, q: jax.Array, key: jax.Array, action_size: int, regret: float) -> jax.Array:
