@@ -369,6 +369,8 @@ BAD_INPUTS = [
     (dict(som=dict(actor_batch_size=-1)), r"--som settings: actor_batch_size must be >= 0 \(0 = the whole batch\)"),
     (dict(som=dict(anchor_share=1.0)), r"--som settings: anchor_share must be in \[0, 1\) \(a share of num_samples\)"),
     (dict(som=dict(anchor_std=0.0)), "--som settings: anchor_std must be > 0, got 0.0"),
+    (dict(som=dict(anchor_from=1.0)), r"--som settings: anchor_from must be in \[0, 1\) \(a share of the run's"),
+    (dict(som=dict(anchor_from=0.5)), "anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too"),
     (
         dict(som=dict(anchor_share=0.25, estimator="idem", path="vp", temperature="fixed")),
         "anchor_share > 0 needs estimator='denoise'",

@@ -97,3 +97,30 @@ def test_the_actor_network_is_trained_at_the_capped_times_the_linear_path_uses(m
     )
     assert seen["t"].max() == pytest.approx(0.6) and np.all(seen["r"] <= seen["t"])
     assert np.sum(seen["t"] == np.float32(0.6)) >= 2  # the draws above the cap sit at it
+
+
+def largest_difference(a, b) -> float:
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_the_anchored_proposals_start_after_anchor_from_of_the_runs_updates():
+    """anchor_from=0.5 of 4 updates: updates 0-1 are those of SOM without anchored proposals, updates 2-3 those
+    of SOM with them from the start (same state, batch and key), and score_anchored says which."""
+    spec = EnvSpec(OBS, ACT, 4)
+    anchored = dataclasses.replace(TINY_SOM, anchor_share=0.25)
+    late, always, never = (
+        jax.jit(make_agent("som", c, spec).update)
+        for c in (dataclasses.replace(anchored, anchor_from=0.5), anchored, TINY_SOM)
+    )
+    state = make_agent("som", TINY_SOM, spec).init(jax.random.PRNGKey(0))
+    started = []
+    for i in range(4):
+        data, key = batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(20 + i)
+        next_state, metrics, _ = late(state, data, key)
+        reference = (never if i < 2 else always)(state, data, key)[0]
+        other = (always if i < 2 else never)(state, data, key)[0]
+        near, far = (largest_difference(next_state.actor_params, s.actor_params) for s in (reference, other))
+        assert near < 1e-6 < far, (i, near, far)
+        started.append(float(metrics["score_anchored"]))
+        state = next_state
+    assert started == [0.0, 0.0, 1.0, 1.0]
