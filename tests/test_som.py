@@ -53,6 +53,10 @@ def scale_critic_output(params, factor: float):
     return {"params": {name: scale(mlp) for name, mlp in params["params"].items()}}
 
 
+def largest_difference(a, b) -> float:
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
 @pytest.mark.parametrize("temperature,same", [("regret", True), ("fixed", False)])
 def test_the_actor_step_does_not_depend_on_the_units_of_q(temperature, same):
     """The same update on a critic whose Q is 100x larger (and rewards 100x larger): with the regret temperature
@@ -66,17 +70,13 @@ def test_the_actor_step_does_not_depend_on_the_units_of_q(temperature, same):
     key = jax.random.PRNGKey(3)
     small_next, _, _ = jax.jit(agent.update)(state, batch(jax.random.PRNGKey(1)), key)
     big_next, _, _ = jax.jit(agent.update)(big, batch(jax.random.PRNGKey(1), 100.0), key)
-    moved = jax.tree.leaves(
-        jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), small_next.actor_params, state.actor_params)
-    )
-    differ = jax.tree.leaves(
-        jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), small_next.actor_params, big_next.actor_params)
-    )
-    assert max(map(float, moved)) > 1e-4  # the step itself is not negligible
+    moved = largest_difference(small_next.actor_params, state.actor_params)
+    differ = largest_difference(small_next.actor_params, big_next.actor_params)
+    assert moved > 1e-4  # the step itself is not negligible
     if same:
-        assert max(map(float, differ)) < 1e-2 * max(map(float, moved)), (differ, moved)
+        assert differ < 1e-2 * moved, (differ, moved)
     else:
-        assert max(map(float, differ)) > 0.1 * max(map(float, moved)), (differ, moved)
+        assert differ > 0.1 * moved, (differ, moved)
 
 
 def test_the_actor_network_is_trained_at_the_capped_times_the_linear_path_uses(monkeypatch):
@@ -97,10 +97,6 @@ def test_the_actor_network_is_trained_at_the_capped_times_the_linear_path_uses(m
     )
     assert seen["t"].max() == pytest.approx(0.6) and np.all(seen["r"] <= seen["t"])
     assert np.sum(seen["t"] == np.float32(0.6)) >= 2  # the draws above the cap sit at it
-
-
-def largest_difference(a, b) -> float:
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 def test_the_anchored_proposals_start_after_anchor_from_of_the_runs_updates():
