@@ -8,8 +8,6 @@ report that it collapses to one mode; tests/test_learning_mfp.py shows it next t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
 import jax.numpy as jnp
 
@@ -18,10 +16,8 @@ from mjx_som.agents.one_step import OneStepConfig, make_one_step_agent
 from mjx_som.critic import best_of_n
 from mjx_som.meanflow import sample_times
 
-
-@dataclass(frozen=True)
-class MFPConfig(OneStepConfig):
-    """MFP hyper-parameters: the critic's, the MeanFlow loss's and the actor's (OneStepConfig)."""
+# MFP has no setting of its own: the one-step actor's, the critic's and the MeanFlow loss's (OneStepConfig)
+MFPConfig = OneStepConfig
 
 
 def make_mfp(config: MFPConfig, spec: EnvSpec) -> Agent:
