@@ -47,12 +47,12 @@ class _TF32Lax:
 def measure(run, obs, key):
     """(candidates [S, 32, A], their min Q [S, 32], the estimator's posterior mean [S, A] and ESS [S])."""
     config, agent_state = run.config.algo_config(), run.state.agent
-    score_config, (s, a) = config.score_config(), (obs.shape[0], run.env.action_size)
+    score_config, (s, a) = config.score, (obs.shape[0], run.env.action_size)
     keys = jax.random.split(key, 5)
 
     def q_of(actions):  # [S, n, A] -> [S, n]
         return min_q(
-            config,
+            config.critic,
             agent_state.critic.params,
             jnp.broadcast_to(obs[:, None], actions.shape[:2] + obs.shape[-1:]),
             actions,
@@ -68,7 +68,7 @@ def measure(run, obs, key):
 
     def estimate(k, state, a_ti, t_i, alpha_i):
         q_fn = lambda x: min_q(
-            config, agent_state.critic.params, jnp.broadcast_to(state, (x.shape[0], state.shape[-1])), x
+            config.critic, agent_state.critic.params, jnp.broadcast_to(state, (x.shape[0], state.shape[-1])), x
         )  # noqa: E731
         mean, stats = posterior_mean_and_stats(k, q_fn, a_ti, t_i, score_config, alpha_i)
         return mean, stats["ess"]

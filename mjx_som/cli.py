@@ -1,6 +1,8 @@
 """Flags into a RunConfig: launch/run.py's flags (tyro, one algorithm's block shown: cli_class), the flags the
 launch scripts share with run.py (config_from_flags, options_and_run_flags), settings as flags (to_flags), and
-the flags earlier scripts had (REPLACED_FLAGS). The settings themselves and their presets: mjx_som/config.py."""
+the flags earlier scripts had (REPLACED_FLAGS); an algorithm's settings by their own names, without their block
+(with_block_names: --som.gamma is --som.critic.gamma). The settings themselves and their presets:
+mjx_som/config.py."""
 
 from __future__ import annotations
 
@@ -102,7 +104,27 @@ def parse_run_flags(default: RunConfig, flags: list[str], description: str | Non
     import tyro
 
     cli = cli_class(default.algo)
+    flags = with_block_names(list(flags), default.algo, default.algo_config())
     return to_run_config(tyro.cli(cli, args=flags, default=cli(**vars(default)), description=description))
+
+
+def with_block_names(flags: list[str], algo: str, algo_config) -> list[str]:
+    """flags with the algorithm's settings named by their own names given their block's too, as tyro knows them:
+    --som.gamma 0.98 -> --som.critic.gamma 0.98, --som.no-critic-layer-norm -> --som.critic.no-critic-layer-norm
+    (agents.setting_paths; a flag already naming its block is left as it is)."""
+    paths = agents.setting_paths(algo_config)
+    prefix = f"--{algo}."
+    named = []
+    for token in flags:
+        flag, eq, value = token.partition("=")
+        leaf = flag[len(prefix) :].replace("-", "_") if flag.startswith(prefix) else ""
+        negated = leaf.startswith("no_") and leaf not in paths
+        path = paths.get(leaf[3:] if negated else leaf, ())
+        if len(path) == 2:
+            name = ("no-" if negated else "") + path[1].replace("_", "-")
+            token = f"{prefix}{path[0]}.{name}{eq}{value}"
+        named.append(token)
+    return named
 
 
 def config_from_flags(env, algo: str, flags: list[str] = (), preset: str = "auto") -> RunConfig:

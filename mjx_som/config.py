@@ -196,17 +196,25 @@ class Preset:
         defaults = RunConfig()
         for algo in agents.algos():
             run, algo_settings = self.settings(algo)
+            for key, value in run.items():
+                if key not in _RUN_FIELDS or key in agents.REGISTRY:
+                    raise ValueError(f"preset {self.name!r}: {key} is not a setting")
+                self._check(key, value, getattr(defaults, key), str(_RUN_FIELDS[key].type))
             algo_defaults = getattr(defaults, algo)
-            algo_fields = {f.name: f for f in dataclasses.fields(algo_defaults)}
-            parts = ((_RUN_FIELDS, run, defaults, ""), (algo_fields, algo_settings, algo_defaults, f"{algo}."))
-            for fields, values, owner, block in parts:
-                for key, value in values.items():
-                    if key not in fields or key in agents.REGISTRY:
-                        raise ValueError(f"preset {self.name!r}: {block}{key} is not a setting")
-                    try:
-                        check_type(block + key, value, getattr(owner, key), str(fields[key].type))
-                    except ValueError as e:
-                        raise ValueError(f"preset {self.name!r}: {e}") from None
+            paths = agents.setting_paths(algo_defaults)
+            for key, value in algo_settings.items():
+                if key not in paths:
+                    raise ValueError(f"preset {self.name!r}: {algo}.{key} is not a setting")
+                *block, name = paths[key]
+                owner = getattr(algo_defaults, block[0]) if block else algo_defaults
+                field_type = {f.name: f.type for f in dataclasses.fields(owner)}[name]
+                self._check(f"{algo}.{key}", value, getattr(owner, name), str(field_type))
+
+    def _check(self, name: str, value, default, annotation: str) -> None:
+        try:
+            check_type(name, value, default, annotation)
+        except ValueError as e:
+            raise ValueError(f"preset {self.name!r}: {e}") from None
 
     def settings(self, algo: str) -> tuple[dict, dict]:
         """(run settings, algorithm settings) this preset gives a run of algo."""
@@ -218,7 +226,7 @@ class Preset:
         """config with this preset's settings for config.algo."""
         run, algo_settings = self.settings(config.algo)
         config = dataclasses.replace(config, **run)
-        return dataclasses.replace(config, **{config.algo: dataclasses.replace(config.algo_config(), **algo_settings)})
+        return dataclasses.replace(config, **{config.algo: agents.with_settings(config.algo_config(), algo_settings)})
 
     def but(self, name: str, run: Mapping = MappingProxyType({}), every_algo: Mapping = MappingProxyType({})) -> Preset:
         """This preset under a new name with some run and every-algorithm values changed."""
@@ -458,28 +466,31 @@ def with_protocol(config: RunConfig, protocol: str) -> RunConfig:
 
 
 def apply_overrides(config: RunConfig, overrides: dict) -> RunConfig:
-    """Run/trainer fields by name; algorithm fields either by name (w=3) or as a dict (som={...})."""
+    """Run/trainer fields by name; the algorithm's settings by their own names (w=3), as block.name
+    ("critic.gamma"), a block's dict (critic={...}) or as a dict of those (som={...}): agents.with_settings."""
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
     algo_config = config.algo_config()
-    algo_fields = {f.name for f in dataclasses.fields(algo_config)}
+    paths = agents.setting_paths(algo_config)
+    algo_names = set(paths) | {".".join(p) for p in paths.values()} | {p[0] for p in paths.values()}
     run_updates, algo_updates = {}, {}
     for key, value in overrides.items():
         if key == config.algo and isinstance(value, dict):
             algo_updates.update(value)
         elif key in run_fields:
             run_updates[key] = value
-        elif key in algo_fields:
+        elif key in algo_names:
             algo_updates[key] = value
         else:
             raise ValueError(
                 f"unknown setting {key!r}; run settings: {', '.join(sorted(run_fields))}; "
-                f"{config.algo} settings: {', '.join(sorted(algo_fields))}"
+                f"{config.algo} settings: {', '.join(sorted(paths))}"
             )
-    unknown = set(algo_updates) - algo_fields
-    if unknown:
-        raise ValueError(f"unknown {config.algo} settings {sorted(unknown)}; allowed: {', '.join(sorted(algo_fields))}")
     config = dataclasses.replace(config, **run_updates)
-    return dataclasses.replace(config, **{config.algo: dataclasses.replace(algo_config, **algo_updates)})
+    try:
+        algo_config = agents.with_settings(algo_config, algo_updates)
+    except ValueError as e:
+        raise ValueError(f"{config.algo} settings: {e}") from None
+    return dataclasses.replace(config, **{config.algo: algo_config})
 
 
 def _env_name(env) -> str:

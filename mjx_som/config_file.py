@@ -34,7 +34,7 @@ def config_from_dict(values: dict, cls=RunConfig, block: str = ""):
     for name, value in values.items():
         default = getattr(defaults, name)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = config_from_dict(value, type(default), f"{name}.")
+            value = config_from_dict(value, type(default), f"{block}{name}.")
         elif isinstance(value, list):
             value = tuple(value)
         check_type(block + name, value, default, str(fields[name].type))
@@ -56,10 +56,22 @@ _REWORKED_BASELINES = {
 
 
 def _upgrade(values: dict) -> dict:
-    """A config.json dict written by an earlier version, in today's terms: SOM's temperature was the fixed
-    alpha (standardize_q and a_t_source are gone); n_step did not exist (1). The reworked baselines' old
-    settings are dropped where the run is another algorithm's; a run of one of them from before
-    cannot be continued (its state or its method differs), which the error says."""
+    """A config.json dict written by an earlier version, in today's terms: an algorithm's settings were one flat
+    block before 2026-12-04 (now nested: critic, actor, ...); SOM's temperature was the fixed alpha (standardize_q
+    and a_t_source are gone); n_step did not exist (1). The reworked baselines' old settings are dropped where the
+    run is another algorithm's; a run of one of them from before cannot be continued (its state or its method
+    differs), which the error says. The checks below read each algorithm's settings by their own names."""
+    values = _algo_blocks(values, agents.base.flat_settings)
+    return _algo_blocks(_upgrade_flat(values), agents.base.nest_settings)
+
+
+def _algo_blocks(values: dict, convert) -> dict:
+    """values with each algorithm's block converted: convert(block, config_class) (flat_settings or nest_settings)."""
+    algos = {k: v for k, v in values.items() if k in agents.REGISTRY and isinstance(v, dict)}
+    return {**values, **{k: convert(v, agents.config_class(k)) for k, v in algos.items()}}
+
+
+def _upgrade_flat(values: dict) -> dict:
     if "normalize_rewards" not in values:  # added 2026-12-03: runs before it scaled rewards by reward_scale alone
         values = {**values, "normalize_rewards": False, "reward_scale": values.get("reward_scale", 0.2)}
     som = values.get("som")

@@ -18,7 +18,8 @@ from mjx_som.replay import Transition
 
 @dataclass(frozen=True)
 class CriticConfig:
-    """Twin critics and the network activation shared by an agent's networks."""
+    """An agent's critic block (`--<algo>.critic.*`, or the setting's own name): the twin critics, and the
+    activation every network of the agent uses (the actor's too)."""
 
     critic_hidden: tuple[int, ...] = (256, 256, 256)
     """widths of each Q network's hidden layers"""
@@ -34,22 +35,27 @@ class CriticConfig:
     """hidden activation of every network: mish, relu or silu"""
 
     def validate(self) -> None:
-        """The checks every algorithm shares: rates finite and positive, gamma in [0, 1], tau in (0, 1], every
-        network's hidden widths >= 1 (actor_hidden too, where the algorithm has one), a known activation."""
-        for name in ("critic_lr", "actor_lr", "actor_lr_final", "alpha_lr"):
-            value = getattr(self, name, 1.0)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        """critic_lr finite and positive, gamma in [0, 1], tau in (0, 1], hidden widths >= 1, a known activation."""
+        check_rate("critic_lr", self.critic_lr)
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
-        for name in ("critic_hidden", "actor_hidden"):
-            widths = tuple(getattr(self, name, (1,)))
-            if not widths or min(widths) < 1:
-                raise ValueError(f"{name} must be one or more layer widths >= 1, got {widths}")
+        check_widths("critic_hidden", self.critic_hidden)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation={self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+
+
+def check_rate(name: str, value: float) -> None:
+    """A ValueError unless a learning rate is a finite number > 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+def check_widths(name: str, widths: tuple[int, ...]) -> None:
+    """A ValueError unless a network has one or more hidden layers, each >= 1 wide."""
+    if not widths or min(widths) < 1:
+        raise ValueError(f"{name} must be one or more layer widths >= 1, got {tuple(widths)}")
 
 
 # next_action_fn(next_obs [B, O]) -> (next_action [B, A], bonus [B] or scalar, e.g. SAC's -alpha log pi)

@@ -34,6 +34,15 @@ class MeanFlowConfig:
     t_min: float = 1e-3
     """times are drawn from [t_min, 1] (the target velocity divides by t or sigma_t)"""
 
+    def validate(self) -> None:
+        for name in ("flow_matching_fraction", "r_zero_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.t_min < 1.0:
+            raise ValueError(f"t_min must be in (0, 1), got {self.t_min}")
+        if self.adaptive_p < 0 or self.adaptive_c <= 0:
+            raise ValueError(f"need adaptive_p >= 0 and adaptive_c > 0, got {self.adaptive_p}, {self.adaptive_c}")
+
 
 def sample_times(key, batch: int, config: MeanFlowConfig) -> tuple[jax.Array, jax.Array]:
     """(r [B], t [B]) with 0 <= r <= t <= 1: t ~ U(t_min, 1), r ~ U(0, t), then r = t for

@@ -165,8 +165,8 @@ def update_activation_bytes(trainer: Trainer, num_devices: int) -> int:
     """A lower bound on one update's activations per device: the batch's share times the candidates scored per
     state (num_candidates, 1 without) times the widest hidden layer, float32, forward and backward."""
     algo = trainer.agent.config
-    widest = max((*getattr(algo, "critic_hidden", (1,)), *getattr(algo, "actor_hidden", (1,))))
-    rows = trainer.config.batch_size // num_devices * max(1, getattr(algo, "num_candidates", 1))
+    widest = max((*algo.critic.critic_hidden, *agents.setting(algo, "actor_hidden", (1,))))
+    rows = trainer.config.batch_size // num_devices * max(1, agents.setting(algo, "num_candidates", 1))
     return 2 * 4 * rows * widest
 
 

@@ -262,7 +262,7 @@ class Trainer:
         all-reduce), observations normalised, rewards times reward_factor (scalar)."""
         cfg = self.config
         batch = replay_sample(
-            replay, key, cfg.batch_size, self.agent.config.gamma, cfg.n_step, cfg.num_envs, *self.warmup_draw
+            replay, key, cfg.batch_size, self.agent.config.critic.gamma, cfg.n_step, cfg.num_envs, *self.warmup_draw
         )
         if self.mesh is not None:
             batch = jax.lax.with_sharding_constraint(batch, jax.tree.map(lambda _: split_leading(self.mesh), batch))

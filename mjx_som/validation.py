@@ -104,9 +104,9 @@ def validate(config: RunConfig, env) -> None:
         config.algo_config().validate()
     except ValueError as e:
         raise ValueError(f"--{config.algo} settings: {e}") from e
-    actor_batch = getattr(config.algo_config(), "actor_batch_size", 0)
+    actor_batch = agents.setting(config.algo_config(), "actor_batch_size", 0)
     if actor_batch and config.batch_size % actor_batch:
         raise ValueError(
-            f"--{config.algo}.actor-batch-size {actor_batch} must divide --batch-size {config.batch_size} "
+            f"--{config.algo}.actor.actor-batch-size {actor_batch} must divide --batch-size {config.batch_size} "
             "(the actor regresses at every (batch / actor batch)-th row; 0 = the whole batch)"
         )

@@ -149,8 +149,8 @@ def bench_algo(
                 network_precision=precision,
                 loop_env_steps_per_s=loop[0],
                 loop_env_steps_per_s_std=loop[1],
-                diffusion_steps=getattr(config.algo_config(), "diffusion_steps", 1),
-                num_candidates=getattr(config.algo_config(), "num_candidates", 1),
+                diffusion_steps=agents.setting(config.algo_config(), "diffusion_steps", 1),
+                num_candidates=agents.setting(config.algo_config(), "num_candidates", 1),
             )
         )
     return records

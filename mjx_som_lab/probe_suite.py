@@ -163,7 +163,7 @@ def probe_learned(out, runs: RunStore, bandits, methods, seeds, flags, quick) ->
         noise = square_grid(15 if quick else 41, 2.5)
         noise = noise[jnp.linalg.norm(noise, axis=-1) <= 2.5]
         som_config = config_from_flags(bandit_name, "som", flags)
-        score_config = som_config.som.score_config()
+        score_config = som_config.som.score
         factor = som_config.reward_scale  # the critic's units of reward: SOM's run's own where there is one
         learned = {}
         maps = {}

@@ -250,7 +250,7 @@ def q_values(run, obs: jax.Array, actions: jax.Array) -> jax.Array:
     """min(Q1, Q2) of the run's critics: raw obs [..., O], actions [..., A] -> [...]."""
     obs = run.normalize(obs.reshape(-1, obs.shape[-1])).reshape(obs.shape)
     obs = jnp.broadcast_to(obs, actions.shape[:-1] + obs.shape[-1:])
-    return min_q(run.config.algo_config(), critic_params(run), obs, actions)
+    return min_q(run.config.algo_config().critic, critic_params(run), obs, actions)
 
 
 def velocity_field(run, points: jax.Array, t: float, key: jax.Array, obs=None, q_fn=None) -> jax.Array:
@@ -261,14 +261,14 @@ def velocity_field(run, points: jax.Array, t: float, key: jax.Array, obs=None, q
     obs = jnp.zeros(run.env.observation_size) if obs is None else obs
     q_fn = functools.partial(q_values, run, obs[None]) if q_fn is None else q_fn
     keys = jax.random.split(key, points.shape[0])
-    return jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(t), config.score_config()))(keys, points)
+    return jax.vmap(lambda k, a: target_velocity(k, q_fn, a, jnp.asarray(t), config.score))(keys, points)
 
 
 def run_mode_budget(run, key, samples: int = 4096, steps: int = 40) -> dict:
     """mode_budget of a SOM bandit run: its learned critic as Q (min of the twins, in the critic's units), its
     score settings, and its actor's acting weights (the EMA that agent.sample uses) as u."""
     config = run.config.algo_config()
-    net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
+    net = VelocityNet(config.actor.actor_hidden, run.env.action_size, config.critic.activation)
     obs = jnp.zeros((1, run.env.observation_size))
     state_row = run.normalize(obs)  # the bandit's one state as the actor sees it
 
@@ -277,7 +277,7 @@ def run_mode_budget(run, key, samples: int = 4096, steps: int = 40) -> dict:
         return net.apply(run.state.agent.actor_ema, state_rows, a, r, t)
 
     q_fn = functools.partial(q_values, run, obs)
-    return mode_budget(run.env, q_fn, config.score_config(), u_fn, key, samples, steps)
+    return mode_budget(run.env, q_fn, config.score, u_fn, key, samples, steps)
 
 
 def run_spread_budget(
@@ -289,8 +289,8 @@ def run_spread_budget(
     takes scale_samples; regret's best action is the best of the actor's num_candidates candidates); the anchored
     fields' anchor is that best candidate, whose Q is reported as stage "best_candidate"."""
     config = run.config.algo_config()
-    score_config = config.score_config()
-    net = VelocityNet(config.actor_hidden, run.env.action_size, config.activation)
+    score_config = config.score
+    net = VelocityNet(config.actor.actor_hidden, run.env.action_size, config.critic.activation)
     action_size = run.env.action_size
     per_state, log_alphas = [], []
     for i, obs in enumerate(states):
@@ -303,7 +303,7 @@ def run_spread_budget(
             rows = jnp.broadcast_to(state_row, (a.shape[0], state_row.shape[-1]))
             return net.apply(run.state.agent.actor_ema, rows, a, r, t)
 
-        cands = candidates(run, obs[None], config.num_candidates, key_cand)[0]
+        cands = candidates(run, obs[None], config.actor.num_candidates, key_cand)[0]
         q_cands = q_fn(cands)
         alpha = state_alpha(key_uniform, q_fn, action_size, score_config, FIELD_ALPHA_SAMPLES, jnp.max(q_cands))
         log_alphas.append(float(jnp.log10(alpha)))
@@ -384,7 +384,7 @@ def rollout_diagnostics(run, rollout: dict) -> dict:
       soft Q also holds its entropy bonus);
     - action_change: the mean distance |a_t - a_(t-1)| between consecutive greedy actions (box units; the box's
       diagonal is 2 sqrt(A)), and action_change_per_dim, the root-mean-square per action dimension."""
-    gamma = run.config.algo_config().gamma
+    gamma = run.config.algo_config().critic.gamma
     factor = float(run.trainer.reward_factor(run.state.reward_stats))
     rewards, alive = np.asarray(rollout["rewards"]), np.asarray(rollout["alive"])
     returns = discounted_returns(rewards, alive, gamma)

@@ -3,7 +3,9 @@
 import dataclasses
 import json
 import os
+import pathlib
 import runpy
+import shutil
 import subprocess
 import sys
 
@@ -15,11 +17,15 @@ from conftest import TINY
 
 import envs
 import mjx_som
+from mjx_som import agents
+from mjx_som.agents.base import flat_settings
 from mjx_som.api import make_trainer
 from mjx_som.cli import config_from_flags
 from mjx_som.config import PRESETS, Preset, RunConfig, apply_overrides, default_config
 from mjx_som.config_file import config_from_dict, config_to_dict, load_config
 from mjx_som.logging import read_metrics, resolve_wandb_mode
+
+DATA = pathlib.Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def test_run_directory_has_every_file(tiny_run):
     assert {"config.json", "metrics.jsonl", "summary.json", "returns.png"} <= files
     read = lambda name: open(os.path.join(tiny_run.run_dir, name)).read()  # noqa: E731, SIM115
     config = json.loads(read("config.json"))
-    assert config["env"] == "bandit/eight_gaussians" and config["som"]["num_samples"] == 8
+    assert config["env"] == "bandit/eight_gaussians" and config["som"]["score"]["num_samples"] == 8
     records = [json.loads(line) for line in read("metrics.jsonl").splitlines()]
     assert [r["env_steps"] for r in records] == [400, 800, 1200]
     # each row's rate is its 400 env steps over the training chunk alone, which lies inside the row's interval
@@ -69,14 +75,14 @@ def test_run_directory_has_every_file(tiny_run):
 def test_locomotion_presets_follow_the_machine():
     cpu = default_config("HalfCheetah-v4", "som", "cpu")
     accelerator = default_config("Hopper-v4", "sac", "accelerator")
-    assert (cpu.num_envs, cpu.n_step, cpu.som.critic_hidden) == (32, 1, (128, 128))
+    assert (cpu.num_envs, cpu.n_step, cpu.som.critic.critic_hidden) == (32, 1, (128, 128))
     assert (accelerator.num_envs, accelerator.n_step, accelerator.batch_size) == (4096, 3, 8192)
-    assert accelerator.sac.critic_hidden == (512, 512, 512)
+    assert accelerator.sac.critic.critic_hidden == (512, 512, 512)
     # SOM's update on locomotion: the TD target's best of 16, 16 proposals and 8 uniform actions on every row
     for config in (cpu, default_config("Hopper-v4", "som", "accelerator")):
         som = config.som
-        assert (som.target_candidates, som.num_samples, som.scale_samples) == (16, 16, 8)
-        assert som.actor_batch_size == 0 and som.num_candidates == 32
+        assert (som.actor.target_candidates, som.score.num_samples, som.score.scale_samples) == (16, 16, 8)
+        assert som.actor.actor_batch_size == 0 and som.actor.num_candidates == 32
     assert default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
     # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
     assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
@@ -117,14 +123,14 @@ def test_every_preset_is_typed_data_that_lays_its_settings_over_the_defaults():
     gpu, cpu = (default_config("playground/CartpoleBalance", "sac", m) for m in ("accelerator", "cpu"))
     assert (gpu.sac.actor_hidden, gpu.sac.actor_lr, gpu.num_envs) == ((256, 256), 1e-3, 128)
     assert (cpu.sac.actor_hidden, cpu.sac.actor_lr, cpu.num_envs) == ((128, 128), 1e-3, 16)
-    assert default_config("playground/CartpoleBalance", "som", "cpu").som.critic_hidden == (128, 128)
+    assert default_config("playground/CartpoleBalance", "som", "cpu").som.critic.critic_hidden == (128, 128)
 
 
 def test_the_paper_protocol_runs_qsm_dpmd_and_qvpo_as_the_papers_table_2():
     """--protocol paper: 20 steps and best of 32 (the SOM paper's comparison); authors: their own code's; the
     flags given still win, and the other algorithms are the same under both."""
     steps_and_n = {
-        (algo, protocol): (lambda c: (c.diffusion_steps, c.num_candidates))(
+        (algo, protocol): (lambda c: (c.actor.diffusion_steps, c.actor.num_candidates))(
             getattr(config_from_flags("HalfCheetah-v4", algo, ["--protocol", protocol], "cpu"), algo)
         )
         for algo in ("qsm", "dpmd", "qvpo")
@@ -139,7 +145,7 @@ def test_the_paper_protocol_runs_qsm_dpmd_and_qvpo_as_the_papers_table_2():
         ("qvpo", "paper"): (20, 32),
     }
     flagged = config_from_flags("HalfCheetah-v4", "qsm", ["--protocol", "paper", "--qsm.num-candidates", "8"], "cpu")
-    assert (flagged.protocol, flagged.qsm.diffusion_steps, flagged.qsm.num_candidates) == ("paper", 20, 8)
+    assert (flagged.protocol, flagged.qsm.actor.diffusion_steps, flagged.qsm.actor.num_candidates) == ("paper", 20, 8)
     for algo in ("som", "dacer", "sdac", "dipo"):
         assert getattr(default_config("HalfCheetah-v4", algo, "cpu", "paper"), algo) == getattr(
             default_config("HalfCheetah-v4", algo, "cpu"), algo
@@ -148,15 +154,38 @@ def test_the_paper_protocol_runs_qsm_dpmd_and_qvpo_as_the_papers_table_2():
         default_config("HalfCheetah-v4", "qsm", "cpu", "table2")
 
 
+def _flat_config_dict(config: RunConfig) -> dict:
+    """config.json as main wrote it before 2026-12-04: the algorithm's settings in one flat block."""
+    values = config_to_dict(config)
+    return values | {config.algo: flat_settings(values[config.algo], agents.config_class(config.algo))}
+
+
+@pytest.mark.parametrize("algo", ["som", "dacer"])
+def test_a_config_json_with_a_flat_algorithm_block_loads_every_setting_into_its_block(tmp_path, algo):
+    """tests/data holds the config.json of a run of main from before the blocks (b3bb8dd, flags changed from the
+    preset); every value comes back, each in its block, and the file written again nests them."""
+    with open(DATA / f"config_flat_2026-12-04_{algo}.json") as f:
+        old = json.load(f)
+    shutil.copy(DATA / f"config_flat_2026-12-04_{algo}.json", tmp_path / "config.json")
+    config = load_config(str(tmp_path))
+    written = config_to_dict(config)
+    assert flat_settings(written[algo], agents.config_class(algo)) == old[algo]
+    assert {k: v for k, v in written.items() if k != algo} == {k: v for k, v in old.items() if k != algo}
+    assert config.total_steps == 24000 and config.algo_config().critic.critic_hidden == (64, 64, 64)
+    assert set(written[algo]) >= {"critic", "actor"} and "critic_hidden" not in written[algo]
+    if algo == "dacer":
+        assert config.dacer.temperature.alpha_update_every == 10_000 and config.dacer.actor.num_candidates == 1
+
+
 def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path):
-    old = config_to_dict(default_config("bandit/eight_gaussians"))
+    old = _flat_config_dict(default_config("bandit/eight_gaussians"))
     old["som"] = {k: v for k, v in old["som"].items() if k not in ("temperature", "alpha_scaled", "target_ess")}
     old["som"]["standardize_q"] = False
     del old["n_step"], old["preset"]
     with open(tmp_path / "config.json", "w") as f:
         json.dump(old, f)
     config = load_config(str(tmp_path))
-    assert config.som.temperature == "fixed" and config.som.alpha == 30.0 and config.n_step == 1
+    assert config.som.score.temperature == "fixed" and config.som.score.alpha == 30.0 and config.n_step == 1
     # a_t_source (removed): "policy", what SOM does, loads; a run that noised replayed actions is refused
     for source, loads in (("policy", True), ("replay", False)):
         with open(tmp_path / "config.json", "w") as f:
@@ -171,7 +200,7 @@ def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path)
 @pytest.mark.parametrize("algo", ["qsm", "dacer"])
 def test_a_config_json_from_before_a_baselines_rework_cannot_be_continued_but_other_runs_load(tmp_path, algo):
     """QSM's q_grad_scale (before its rework) and DACER's settings without an ema (before the acting rule)."""
-    old = config_to_dict(default_config("bandit/eight_gaussians", algo))
+    old = _flat_config_dict(default_config("bandit/eight_gaussians", algo))
     old[algo] = {k: v for k, v in old[algo].items() if k not in ("score_scale", "ema")} | {"q_grad_scale": 30.0}
     for path, run_algo in ((tmp_path / "theirs", algo), (tmp_path / "som", "som")):
         path.mkdir()
@@ -205,7 +234,7 @@ def test_precision_check_emulates_tf32_and_restores_float32(tiny_run, capsys):
 
 def test_load_restores_the_trained_run(tiny_run):
     run = mjx_som.load(tiny_run.run_dir)
-    assert run.env_steps == 1200 and run.config.som.num_samples == 8 and run.env.name == "bandit/eight_gaussians"
+    assert run.env_steps == 1200 and run.config.som.score.num_samples == 8 and run.env.name == "bandit/eight_gaussians"
     obs, key = jnp.zeros((5, 1)), jax.random.PRNGKey(0)
     assert bool(jnp.array_equal(run.policy(obs, key), tiny_run.policy(obs, key)))  # the same parameters
     with pytest.raises(ValueError, match=r"checkpoints there are at env steps \[1200\]"):
@@ -337,21 +366,21 @@ BAD_INPUTS = [
     (dict(total_steps=4), "--total-steps 4 is less than one iteration of --num-envs 8"),
     (dict(devices=3), r"--devices 3: 1 device\(s\) are visible; use 0 \(all\) to 1"),
     (dict(buffer_size=10**12), r"the training state needs .* GiB per device \(replay .* GiB.*lower --buffer-size"),
-    (dict(som=dict(actor_lr=0.0)), "--som settings: actor_lr must be a finite number > 0"),
+    (dict(som=dict(actor_lr=0.0)), "--som settings: actor.actor_lr must be a finite number > 0"),
     (dict(som=dict(path="cosine")), "path='cosine'; allowed: vp, linear"),
     (dict(som=dict(temperature="hot")), "temperature='hot'; allowed: regret, scaled, fixed, ess"),
     (dict(som=dict(target_ess=1.5)), r"target_ess must be in \(0, 1\)"),
     (dict(n_step=0), "--n-step must be >= 1, got 0"),
     (dict(buffer_size=56), "--buffer-size 56 is smaller than --learning-starts 64: the replay could never hold"),
     (dict(learning_starts=1200, buffer_size=2000), "--learning-starts 1200 is not below --total-steps 1200: no"),
-    (dict(som=dict(gamma=1.5)), r"--som settings: gamma must be in \[0, 1\], got 1.5"),
-    (dict(som=dict(tau=2.0)), r"--som settings: tau must be in \(0, 1\], got 2.0"),
-    (dict(som=dict(explore_noise=-1.0)), "--som settings: explore_noise must be a finite number >= 0, got -1.0"),
-    (dict(som=dict(actor_lr=float("nan"))), "--som settings: actor_lr must be a finite number > 0, got nan"),
-    (dict(som=dict(critic_lr=float("inf"))), "--som settings: critic_lr must be a finite number > 0, got inf"),
+    (dict(som=dict(gamma=1.5)), r"--som settings: critic.gamma must be in \[0, 1\], got 1.5"),
+    (dict(som=dict(tau=2.0)), r"--som settings: critic.tau must be in \(0, 1\], got 2.0"),
+    (dict(som=dict(explore_noise=-1.0)), "--som settings: actor.explore_noise must be a finite number >= 0, got -1.0"),
+    (dict(som=dict(actor_lr=float("nan"))), "--som settings: actor.actor_lr must be a finite number > 0, got nan"),
+    (dict(som=dict(critic_lr=float("inf"))), "--som settings: critic.critic_lr must be a finite number > 0, got inf"),
     (
         dict(som=dict(actor_hidden=(0,))),
-        r"--som settings: actor_hidden must be one or more layer widths >= 1, got \(0,\)",
+        r"--som settings: actor.actor_hidden must be one or more layer widths >= 1, got \(0,\)",
     ),
     (dict(n_step=100_000), r"--n-step must be in \[1, 100\], got 100000"),
     (
@@ -366,23 +395,29 @@ BAD_INPUTS = [
         dict(som=dict(target_a0_fraction=0.5, temperature="fixed")),
         "target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled",
     ),
-    (dict(som=dict(actor_batch_size=-1)), r"--som settings: actor_batch_size must be >= 0 \(0 = the whole batch\)"),
-    (dict(som=dict(anchor_share=1.0)), r"--som settings: anchor_share must be in \[0, 1\) \(a share of num_samples\)"),
-    (dict(som=dict(anchor_std=0.0)), "--som settings: anchor_std must be > 0, got 0.0"),
+    (
+        dict(som=dict(actor_batch_size=-1)),
+        r"--som settings: actor.actor_batch_size must be >= 0 \(0 = the whole batch\)",
+    ),
+    (
+        dict(som=dict(anchor_share=1.0)),
+        r"--som settings: score.anchor_share must be in \[0, 1\) \(a share of num_samples\)",
+    ),
+    (dict(som=dict(anchor_std=0.0)), "--som settings: score.anchor_std must be > 0, got 0.0"),
     (dict(som=dict(anchor_from=1.0)), r"--som settings: anchor_from must be in \[0, 1\) \(a share of the run's"),
     (dict(som=dict(anchor_from=0.5)), "anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too"),
     (
         dict(som=dict(anchor_share=0.25, estimator="idem", path="vp", temperature="fixed")),
         "anchor_share > 0 needs estimator='denoise'",
     ),
-    (dict(som=dict(actor_batch_size=24)), r"--som.actor-batch-size 24 must divide --batch-size 32 \(the actor"),
+    (dict(som=dict(actor_batch_size=24)), r"--som.actor.actor-batch-size 24 must divide --batch-size 32 \(the actor"),
     (dict(matmul_precision="tf32"), "--matmul-precision 'tf32'; allowed: highest, high, default"),
     (dict(network_precision="tf32"), "--network-precision 'tf32'; allowed: highest, high, default or ''"),
     (dict(resume_step=-1), "--resume-step must be >= 0"),
     (dict(coordinator="x:1", num_processes=2, process_id=1), "--num-processes 2 / --process-id 1, but this process"),
     (dict(wandb_mode="cloud"), "--wandb-mode 'cloud'"),
     (dict(bogus=1), "unknown setting 'bogus'"),
-    (dict(som=dict(critic_lr=-1.0)), "--som settings: critic_lr must be a finite number > 0, got -1.0"),
+    (dict(som=dict(critic_lr=-1.0)), "--som settings: critic.critic_lr must be a finite number > 0, got -1.0"),
     (dict(checkpoint_every=-5), "--checkpoint-every must be >= 0, got -5"),
     (dict(keep_checkpoints=0), "--keep-checkpoints must be >= 1, got 0"),
     (dict(max_consecutive_skips=-1), "--max-consecutive-skips must be >= 0"),
@@ -436,8 +471,8 @@ def test_a_run_holds_one_algorithm_block_in_its_config_json_and_its_cli():
     assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config  # every block
     helps = {algo: _run_cli(["--env", "bandit/eight_gaussians", "--algo", algo, "--help"]) for algo in ("dacer", "som")}
     out = {algo: proc.communicate(timeout=120)[0] for algo, proc in helps.items()}
-    assert "--dacer.ema" in out["dacer"] and "--som.alpha-scaled" not in out["dacer"]
-    assert "--som.alpha-scaled" in out["som"] and "--dacer.ema" not in out["som"]
+    assert "--dacer.actor.ema" in out["dacer"] and "--som.score.alpha-scaled" not in out["dacer"]
+    assert "--som.score.alpha-scaled" in out["som"] and "--dacer.actor.ema" not in out["som"]
     proc = _run_cli(["--env", "bandit/eight_gaussians", "--dacer.ema", "0.5"])
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "--dacer.ema" in err
@@ -471,24 +506,40 @@ def test_brax_sac_peer_gets_our_sac_runs_settings():
     assert playground["network_factory"].keywords["q_network_layer_norm"] is True
 
 
-def test_shared_config_classes_declare_each_field_once():
-    """A field's default is declared once in the shared layers (agents/base.py, one_step.py, iterative.py,
-    ...); only an algorithm's own config class (its file) sets a different default for an inherited field,
-    and only when it differs."""
-    from mjx_som import agents
+def test_an_algorithms_settings_are_its_blocks_and_its_own_each_name_declared_once():
+    """An algorithm's config inherits nothing: its fields are shared blocks (a critic for every algorithm) and its
+    own settings; within a block class each field is declared once along its bases; every setting's own name is
+    unique within the algorithm (so --som.gamma names one setting) and differs from every block's name; and a
+    setting named by its own name, as block.name or in a block's dict reaches the same field."""
+    from mjx_som.agents.base import blocks
+    from mjx_som.critic import CriticConfig
 
-    own = {a: agents.config_class(a) for a in agents.algos()}
-    algorithm_classes = {cls for a, cls in own.items() if cls.__module__ == f"mjx_som.agents.{a}"}  # not MFP's
     for algo in agents.algos():
-        for cls in agents.config_class(algo).__mro__:
-            if not dataclasses.is_dataclass(cls):
-                continue
-            for name in cls.__dict__.get("__annotations__", {}):
-                base = next((b for b in cls.__mro__[1:] if name in b.__dict__.get("__annotations__", {})), None)
-                if base is None:
-                    continue
-                assert cls in algorithm_classes, f"{cls.__name__}.{name} redeclares {base.__name__}.{name}"
-                assert cls.__dict__[name] != base.__dict__[name], f"{cls.__name__}.{name} repeats its default"
+        cls = agents.config_class(algo)
+        assert cls.__mro__[1:] == (object,), f"{cls.__name__} inherits {cls.__mro__[1].__name__}"
+        config = cls()
+        assert isinstance(config.critic, CriticConfig)
+        for block_name, block in blocks(config).items():
+            assert type(block).__module__ != f"mjx_som.agents.{algo}" or algo == "mfp", (algo, block_name)
+            for block_cls in type(block).__mro__[:-1]:
+                for name in block_cls.__dict__.get("__annotations__", {}):
+                    owner = next(
+                        b for b in reversed(type(block).__mro__) if name in b.__dict__.get("__annotations__", {})
+                    )
+                    assert owner is block_cls, f"{block_cls.__name__}.{name} redeclares {owner.__name__}.{name}"
+        paths = agents.setting_paths(config)  # raises on a name used twice
+        assert not set(paths) & set(blocks(config)), algo
+        assert len(paths) == sum(len(dataclasses.fields(b)) for b in blocks(config).values()) + sum(
+            1 for f in dataclasses.fields(config) if f.name not in blocks(config)
+        )
+    som = agents.config_class("som")()
+    for settings in ({"gamma": 0.5}, {"critic.gamma": 0.5}, {"critic": {"gamma": 0.5}}):
+        changed = agents.with_settings(som, settings)
+        assert changed.critic.gamma == 0.5 and changed.critic.tau == som.critic.tau and changed.score == som.score
+    with pytest.raises(ValueError, match="no setting 'gama'; allowed: .*gamma"):
+        agents.with_settings(som, {"gama": 0.5})
+    with pytest.raises(ValueError, match="no setting 'actor.gamma'"):
+        agents.with_settings(som, {"actor.gamma": 0.5})
 
 
 def test_progress_prints_plain_lines_when_stdout_is_not_a_terminal(capsys):

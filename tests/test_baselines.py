@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_learning_baselines import TARGET, one_mode_bandit
 
-from mjx_som.agents import EnvSpec, config_class, make_agent
+from mjx_som.agents import EnvSpec, config_class, make_agent, setting_paths, with_settings
 from mjx_som.agents.dipo import DIPOConfig, improve_actions
 from mjx_som.agents.dpmd import noise_entropy
 from mjx_som.agents.qsm import QSMConfig, action_gradient
@@ -96,8 +96,9 @@ def test_only_dipo_keeps_a_column_of_its_own_in_the_replay():
 
 def _config(algo, **settings):
     """The algorithm's config with small networks (and 4 diffusion steps where it has them)."""
-    cls = config_class(algo)
-    return cls(**{k: v for k, v in SMALL.items() if k in cls.__dataclass_fields__}, **settings)
+    config = config_class(algo)()
+    paths = setting_paths(config)
+    return with_settings(config, {**{k: v for k, v in SMALL.items() if k in paths}, **settings})
 
 
 def _one_update(algo, state=None, **settings):
@@ -110,13 +111,13 @@ def _one_update(algo, state=None, **settings):
 def test_sdac_temperature_takes_a_step_down_its_authors_objective():
     agent, state, (new_state, metrics) = _one_update("sdac")
     config, q = agent.config, metrics["alpha_objective_q"]
-    target = config.target_entropy_per_dim * 2
+    target = config.temperature.target_entropy_per_dim * 2
 
     def loss(log_alpha):
         return -log_alpha * (q / jax.nn.softplus(log_alpha) + target)
 
     old, new = state.extra["log_alpha"], new_state.extra["log_alpha"]
-    assert float(jnp.abs(new - old)) == pytest.approx(config.alpha_lr, rel=1e-3)  # Adam's first step
+    assert float(jnp.abs(new - old)) == pytest.approx(config.temperature.alpha_lr, rel=1e-3)  # Adam's first step
     assert float(loss(new)) < float(loss(old))
 
 
@@ -141,7 +142,7 @@ def test_sdacs_critic_target_draws_its_next_action_with_the_authors_weights(targ
 def test_dpmd_temperature_moves_the_noise_entropy_towards_its_target():
     agent, state, (new_state, _) = _one_update("dpmd")
     config = agent.config
-    target = config.target_entropy_per_dim * 2
+    target = config.temperature.target_entropy_per_dim * 2
     old, new = state.extra["log_alpha"], new_state.extra["log_alpha"]
     assert float(noise_entropy(config, old, 2)) > target  # lambda = 5: noise std 0.5, entropy above -1.8
     assert abs(float(noise_entropy(config, new, 2)) - target) < abs(float(noise_entropy(config, old, 2)) - target)
@@ -156,7 +157,7 @@ def test_dacer_temperature_follows_the_entropy_of_the_acting_distribution(target
     agent, state, (new_state, metrics) = _one_update("dacer", **settings)
     step = float(new_state.extra["log_alpha"] - state.extra["log_alpha"])
     assert np.sign(step) == direction, (step, float(metrics["entropy"]))
-    assert abs(step) == pytest.approx(agent.config.alpha_lr, rel=1e-3)
+    assert abs(step) == pytest.approx(agent.config.temperature.alpha_lr, rel=1e-3)
     later, _, _ = jax.jit(agent.update)(new_state, _batch(jax.random.PRNGKey(3)), jax.random.PRNGKey(4))
     assert float(later.extra["log_alpha"]) == float(new_state.extra["log_alpha"])
 
@@ -174,15 +175,17 @@ def test_generative_actors_act_with_the_ema_of_their_weights(algo):
 def test_qsm_regresses_on_the_twin_critics_mean_action_gradient():
     """QSM's target -M_q mean(grad Q1, grad Q2) (its authors average the two critics' gradients): the
     gradient against central differences of (Q1 + Q2) / 2 of a random critic."""
-    config = QSMConfig(critic_hidden=(16, 16))
-    params = critic_init(jax.random.PRNGKey(0), 3, 2, config).params
+    config = with_settings(QSMConfig(), dict(critic_hidden=(16, 16)))
+    params = critic_init(jax.random.PRNGKey(0), 3, 2, config.critic).params
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
     action = jax.random.uniform(jax.random.PRNGKey(2), (8, 2), minval=-0.9, maxval=0.9)
-    mean_q = lambda a: jnp.mean(critic_network(config).apply(params, obs, a), axis=0)  # noqa: E731
+    mean_q = lambda a: jnp.mean(critic_network(config.critic).apply(params, obs, a), axis=0)  # noqa: E731
     h = 1e-3
     numeric = jnp.stack([(mean_q(action + h * e) - mean_q(action - h * e)) / (2 * h) for e in jnp.eye(2)], -1)
     np.testing.assert_allclose(np.asarray(action_gradient(config, params, obs, action)), np.asarray(numeric), atol=2e-3)
-    q1_only = jax.vmap(jax.grad(lambda a, o: critic_network(config).apply(params, o[None], a[None])[0, 0]))(action, obs)
+    q1_only = jax.vmap(jax.grad(lambda a, o: critic_network(config.critic).apply(params, o[None], a[None])[0, 0]))(
+        action, obs
+    )
     assert not np.allclose(np.asarray(action_gradient(config, params, obs, action)), np.asarray(q1_only), atol=2e-3)
 
 
@@ -204,6 +207,6 @@ def test_evaluation_acts_with_eval_candidates_and_exploration_with_num_candidate
         state = agent.init(jax.random.PRNGKey(0))
         for explore in (False, True):
             actions[eval_candidates, explore] = agent.act(state, obs, jax.random.PRNGKey(6), explore)
-    q = lambda a: float(jnp.mean(min_q(agent.config, state.critic.params, obs, a)))  # noqa: E731
+    q = lambda a: float(jnp.mean(min_q(agent.config.critic, state.critic.params, obs, a)))  # noqa: E731
     assert q(actions[32, False]) > q(actions[0, False]) + 1e-4
     np.testing.assert_array_equal(np.asarray(actions[32, True]), np.asarray(actions[0, True]))

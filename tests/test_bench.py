@@ -123,7 +123,7 @@ def test_bench_takes_run_flags_and_names_replaced_ones(monkeypatch, capsys):
     for argv, message in (
         (["--set", "total_steps=5"], "--set was replaced: use run.py's own flags"),
         (["--train-batch-size", "256"], "--train-batch-size was replaced: use --batch-size"),
-        (["--som.num-sample", "3"], "--som.num-samples"),  # tyro's suggestion for a misspelt flag
+        (["--som.num-sample", "3"], "--som.score.num-samples"),  # tyro's suggestion for a misspelt flag
     ):
         with pytest.raises(SystemExit) as stop:
             _bench(monkeypatch, ["--env", "bandit/eight_gaussians", "--algos", "som", *argv])
@@ -149,11 +149,12 @@ def test_dipo_update_is_timed_with_its_replay_column(monkeypatch):
     carry as the trainer's does: the bench used to fail on it (every other agent's update is timed above)."""
     import jax
 
-    from mjx_som.agents import EnvSpec, make_agent
+    from mjx_som.agents import EnvSpec, make_agent, with_settings
     from mjx_som.agents.dipo import DIPOConfig
     from mjx_som_lab.benchmarks import update_ms
 
-    agent = make_agent("dipo", DIPOConfig(actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2), EnvSpec(3, 2, 4))
+    config = with_settings(DIPOConfig(), dict(actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2))
+    agent = make_agent("dipo", config, EnvSpec(3, 2, 4))
     timed = _recording_time_calls(monkeypatch)
     mean, std = update_ms(agent, agent.init(jax.random.PRNGKey(0)), 3, 2, 8, 2)
     assert len(timed) == 1 and len(timed[0]) == 2  # two timed calls, after the warm-ups
@@ -196,15 +197,13 @@ def test_calls_that_compile_are_warm_ups_never_timed(capsys):
 def test_an_update_that_compiles_twice_is_timed_with_a_key_for_every_call(monkeypatch):
     """DPMD's update compiles again on its second call (its first output is held unlike the fresh state):
     the bench makes one more warm-up and must still have a key for each call (it ran out: StopIteration)."""
-    import dataclasses
-
     import jax
 
-    from mjx_som.agents import EnvSpec, make_agent
+    from mjx_som.agents import EnvSpec, make_agent, with_settings
     from mjx_som.config import RunConfig
     from mjx_som_lab.benchmarks import update_ms
 
-    config = dataclasses.replace(RunConfig().dpmd, actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2)
+    config = with_settings(RunConfig().dpmd, dict(actor_hidden=(8,), critic_hidden=(8,), diffusion_steps=2))
     agent = make_agent("dpmd", config, EnvSpec(3, 2, 4))
     timed = _recording_time_calls(monkeypatch)
     mean, std = update_ms(agent, agent.init(jax.random.PRNGKey(0)), 3, 2, 8, 2)
@@ -216,17 +215,16 @@ def test_bench_traces_at_the_trainers_matmul_precision():
     """The bench times what the trainer runs: its jitted act() and update are traced under the run's
     float32 matmul precision (highest by default). They were traced at JAX's default (TF32 on an H200),
     which made the GPU figures of 2026-11-28 incomparable with the training loop's."""
-    import dataclasses
     import re
 
     import jax
 
-    from mjx_som.agents import EnvSpec, make_agent
+    from mjx_som.agents import EnvSpec, make_agent, with_settings
     from mjx_som.config import RunConfig
     from mjx_som.replay import Transition
     from mjx_som_lab.benchmarks import inference_fn, update_fn
 
-    config = dataclasses.replace(RunConfig().som, actor_hidden=(8,), critic_hidden=(8,), num_samples=4)
+    config = with_settings(RunConfig().som, dict(actor_hidden=(8,), critic_hidden=(8,), num_samples=4))
     agent = make_agent("som", config, EnvSpec(3, 2, 4))
     state = agent.init(jax.random.PRNGKey(0))
     obs, key = jax.numpy.zeros((4, 3)), jax.random.PRNGKey(1)

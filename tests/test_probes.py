@@ -118,7 +118,7 @@ def test_greedy_headroom_measures_the_ascent_on_a_known_critic(monkeypatch):
 @pytest.mark.parametrize("algo", ["som", "sac", "dacer"])
 def test_sample_starts_from_the_given_noise(algo):
     """agent.sample(..., noise=z) maps exactly z: what it would draw from the key reproduces sample(key)."""
-    config = agents.config_class(algo)(actor_hidden=(8,), critic_hidden=(8,))
+    config = agents.with_settings(agents.config_class(algo)(), dict(actor_hidden=(8,), critic_hidden=(8,)))
     agent = agents.make_agent(algo, config, agents.EnvSpec(3, 2, 10))
     state, obs, key = agent.init(jax.random.PRNGKey(0)), jnp.ones((6, 3)), jax.random.PRNGKey(1)
     drawn_from = jax.random.split(key)[0] if algo == "dacer" else key  # diffusion: a_T from the first split

@@ -363,8 +363,11 @@ def test_resume_falls_back_from_a_corrupt_checkpoint(straight_run, tmp_path, how
     [
         ({"num_envs": "abc"}, "setting 'num_envs' is 'abc'; expected a whole number"),
         ({"num_envs": [8]}, r"setting 'num_envs' is \(8,\); expected a whole number"),
-        ({"som": {"actor_hidden": "wide"}}, "setting 'som.actor_hidden' is 'wide'; expected a list of whole numbers"),
-        ({"som": {"actor_lr": None}}, "setting 'som.actor_lr' is None; expected a number"),
+        (
+            {"som": {"actor": {"actor_hidden": "wide"}}},
+            "setting 'som.actor.actor_hidden' is 'wide'; expected a list of whole",
+        ),
+        ({"som": {"actor": {"actor_lr": None}}}, "setting 'som.actor.actor_lr' is None; expected a number"),
         (
             {"num_envs": 16},
             r"config.json differs from the config the run's checkpoints were written with: num_envs 16 ",
@@ -378,7 +381,11 @@ def test_a_hand_edited_config_json_is_named_before_anything_runs(straight_run, t
     with open(path) as f:
         values = json.load(f)
     for name, value in edit.items():
-        values[name] = {**values[name], **value} if isinstance(value, dict) else value
+        if isinstance(value, dict):  # one setting inside its block
+            (block, settings), *_ = value.items()
+            values[name][block] = {**values[name][block], **settings}
+        else:
+            values[name] = value
     with open(path, "w") as f:
         json.dump(values, f)
     before = sorted(os.listdir(copy))

@@ -8,13 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mjx_som.agents import EnvSpec, make_agent
+from mjx_som.agents import EnvSpec, make_agent, with_settings
 from mjx_som.agents import one_step as one_step_module
 from mjx_som.agents.som import SOMConfig, boltzmann_choice
 from mjx_som.replay import Transition
 
 OBS, ACT, BATCH = 3, 2, 16
-TINY_SOM = SOMConfig(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=6, scale_samples=8)
+TINY_SOM = with_settings(
+    SOMConfig(), dict(actor_hidden=(16,), critic_hidden=(16,), num_samples=8, num_candidates=6, scale_samples=8)
+)
 
 
 def test_boltzmann_choice_keeps_candidates_of_equal_value_and_drops_clearly_worse_ones():
@@ -61,7 +63,7 @@ def largest_difference(a, b) -> float:
 def test_the_actor_step_does_not_depend_on_the_units_of_q(temperature, same):
     """The same update on a critic whose Q is 100x larger (and rewards 100x larger): with the regret temperature
     the actor takes the same step (to float precision); with a fixed alpha it does not."""
-    config = dataclasses.replace(TINY_SOM, temperature=temperature, alpha=3.0, selection="argmax")
+    config = with_settings(TINY_SOM, dict(temperature=temperature, alpha=3.0, selection="argmax"))
     agent = make_agent("som", config, EnvSpec(OBS, ACT, 100))
     state = agent.init(jax.random.PRNGKey(0))
     critic = state.critic
@@ -90,7 +92,7 @@ def test_the_actor_network_is_trained_at_the_capped_times_the_linear_path_uses(m
         return original(u_fn, a_t, r, t, v, config)
 
     monkeypatch.setattr(one_step_module, "meanflow_loss", recording)
-    config = dataclasses.replace(TINY_SOM, t_max=0.6)
+    config = with_settings(TINY_SOM, dict(t_max=0.6))
     agent = make_agent("som", config, EnvSpec(OBS, ACT, 100))
     jax.block_until_ready(
         jax.jit(agent.update)(agent.init(jax.random.PRNGKey(0)), batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
@@ -103,7 +105,7 @@ def test_the_anchored_proposals_start_after_anchor_from_of_the_runs_updates():
     """anchor_from=0.5 of 4 updates: updates 0-1 are those of SOM without anchored proposals, updates 2-3 those
     of SOM with them from the start (same state, batch and key), and score_anchored says which."""
     spec = EnvSpec(OBS, ACT, 4)
-    anchored = dataclasses.replace(TINY_SOM, anchor_share=0.25)
+    anchored = with_settings(TINY_SOM, dict(anchor_share=0.25))
     late, always, never = (
         jax.jit(make_agent("som", c, spec).update)
         for c in (dataclasses.replace(anchored, anchor_from=0.5), anchored, TINY_SOM)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mjx_som.agents.base import Agent, EnvSpec
+from mjx_som.agents.base import Agent, EnvSpec, setting, setting_paths, with_settings
 from mjx_som.agents.dacer import DACERConfig, make_dacer
 from mjx_som.agents.dipo import DIPOConfig, make_dipo
 from mjx_som.agents.dpmd import DPMDConfig, make_dpmd
@@ -44,4 +44,4 @@ def make_agent(algo: str, config, spec: EnvSpec) -> Agent:
     return REGISTRY[algo][1](config, spec)
 
 
-__all__ = ["Agent", "EnvSpec", "algos", "config_class", "make_agent"]
+__all__ = ["Agent", "EnvSpec", "algos", "config_class", "make_agent", "setting", "setting_paths", "with_settings"]

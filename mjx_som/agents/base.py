@@ -20,14 +20,14 @@ Observations reaching an agent are already normalised by the trainer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, NamedTuple
 
 import jax
 import optax
 
-from mjx_som.critic import CriticConfig
+from mjx_som.critic import check_rate, check_widths
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class EnvSpec:
 
 
 class Agent(NamedTuple):
-    """An algorithm's config (the trainer reads its gamma for the n-step returns) and functions: init(key)
+    """An algorithm's config (every algorithm's has a critic block: the trainer reads config.critic.gamma for the
+    n-step returns) and functions: init(key)
     -> state; act(state, obs, key, explore) -> actions; update(state, batch, key) -> (state, metrics,
     column or None); sample(state, obs, key, noise=None) -> the raw generative map's actions; init_column
     (optional) -> the first value of the agent's own replay column (see the module docstring)."""
@@ -59,11 +60,10 @@ def column_size(agent: Agent, action_size: int) -> int:
 
 
 @dataclass(frozen=True)
-class GenerativeActorConfig(CriticConfig):
+class GenerativeActorConfig:
     """What every generative actor with best-of-N selection shares (SOM, MFP and the diffusion
-    baselines): the critic's settings and these. Each family declares its own actor_lr and
-    actor_lr_final (one-step: agents/one_step.py, diffusion: agents/iterative.py), which
-    actor_optimizer reads."""
+    baselines). Each family's actor block adds its own actor_lr and actor_lr_final (one-step:
+    agents/one_step.py, diffusion: agents/iterative.py), which actor_optimizer reads."""
 
     num_candidates: int = 32
     """N: sampled candidates per state, for acting and for the critic target (1 = no selection)"""
@@ -76,15 +76,15 @@ class GenerativeActorConfig(CriticConfig):
     actions: after each actor step ema_params <- ema * ema_params + (1 - ema) * params; 0 = the raw weights"""
 
     def validate(self) -> None:
-        CriticConfig.validate(self)
+        for name in ("actor_lr", "actor_lr_final"):
+            check_rate(name, getattr(self, name))
+        check_widths("actor_hidden", self.actor_hidden)
         if not (math.isfinite(self.explore_noise) and self.explore_noise >= 0):
             raise ValueError(f"explore_noise must be a finite number >= 0, got {self.explore_noise}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
-        if getattr(self, "target_candidates", 0) < 0:
-            raise ValueError(f"target_candidates must be >= 0 (0 = num_candidates), got {self.target_candidates}")
 
     def actor_optimizer(self, total_updates: int) -> optax.GradientTransformation:
         """Adam with the learning rate decaying from actor_lr to actor_lr_final over the run (cosine)."""
@@ -96,3 +96,104 @@ class GenerativeActorConfig(CriticConfig):
     def ema_update(self, params, ema_params):
         """The acting weights after an actor step (see ema)."""
         return optax.incremental_update(params, ema_params, 1.0 - self.ema)
+
+
+# An algorithm's config: its blocks (fields holding a settings dataclass: critic, actor, meanflow, score,
+# temperature) and its own settings. Every setting's own name is unique within an algorithm (tests/test_api.py),
+# so flags, presets, train() and sweeps may name a setting without its block: --som.gamma is --som.critic.gamma.
+
+
+def blocks(config) -> dict[str, Any]:
+    """An algorithm config's blocks by field name: {"critic": CriticConfig(...), ...}."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if is_dataclass(getattr(config, f.name))}
+
+
+def setting_paths(config) -> dict[str, tuple[str, ...]]:
+    """Every setting of an algorithm's config (or config class) by its own name -> where it is:
+    {"gamma": ("critic", "gamma"), "selection": ("selection",), ...}."""
+    config = config() if isinstance(config, type) else config
+    paths: dict[str, tuple[str, ...]] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        names = [(g.name, (f.name, g.name)) for g in fields(value)] if is_dataclass(value) else [(f.name, (f.name,))]
+        for name, path in names:
+            if name in paths:
+                raise TypeError(f"{type(config).__name__}: two settings are named {name!r} ({paths[name]}, {path})")
+            paths[name] = path
+    return paths
+
+
+_NO_DEFAULT = object()
+
+
+def setting(config, name: str, default=_NO_DEFAULT):
+    """The value of a setting named by its own name ("gamma") or its block and name ("critic.gamma"); default
+    (when given) for a setting this algorithm does not have."""
+    if default is not _NO_DEFAULT and name not in setting_paths(config):
+        return default
+    for part in setting_path(config, name):
+        config = getattr(config, part)
+    return config
+
+
+def setting_path(config, name: str) -> tuple[str, ...]:
+    """Where a setting named by its own name or as block.name is; a ValueError listing the allowed names."""
+    paths = setting_paths(config)
+    path = paths.get(name) or (tuple(name.split(".")) if tuple(name.split(".")) in paths.values() else None)
+    if path is None:
+        raise ValueError(f"no setting {name!r}; allowed: {', '.join(sorted(paths))}")
+    return path
+
+
+def with_settings(config, settings: Mapping[str, Any]):
+    """config with settings replaced; each named by its own name ("gamma"), as block.name ("critic.gamma"), or
+    a whole block's as a dict ({"critic": {"gamma": 0.98}})."""
+    flat: dict[tuple[str, ...], Any] = {}
+    block_names = blocks(config)
+    for key, value in settings.items():
+        if key in block_names and isinstance(value, Mapping):
+            flat |= {setting_path(config, f"{key}.{name}"): v for name, v in value.items()}
+        else:
+            flat[setting_path(config, key)] = value
+    own = {path[0]: v for path, v in flat.items() if len(path) == 1}
+    for block, current in block_names.items():
+        changed = {path[1]: v for path, v in flat.items() if len(path) == 2 and path[0] == block}
+        if changed:
+            own[block] = replace(current, **changed)
+    return replace(config, **own)
+
+
+def nest_settings(values: Mapping[str, Any], config_class) -> dict:
+    """A config dict whose settings are named by their own names ({"gamma": 0.99, "selection": "argmax"}, as
+    config.json held them before the blocks) as the config's nested dict ({"critic": {"gamma": 0.99}, ...}).
+    Names this config does not know stay at the top, for the caller to report."""
+    paths = setting_paths(config_class)
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        path = paths.get(key, (key,))
+        if len(path) == 2:
+            nested.setdefault(path[0], {})[path[1]] = value
+        else:
+            nested[key] = value
+    return nested
+
+
+def flat_settings(values: Mapping[str, Any], config_class) -> dict:
+    """The inverse of nest_settings: a config dict with its blocks' settings named by their own names."""
+    block_names = blocks(config_class())
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in block_names and isinstance(value, Mapping):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def validate_blocks(config) -> None:
+    """Each block's own checks (a block's error names the block: critic.gamma must be ...)."""
+    for name, block in blocks(config).items():
+        try:
+            block.validate()
+        except ValueError as e:
+            raise ValueError(f"{name}.{e}") from None

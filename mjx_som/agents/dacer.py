@@ -10,43 +10,48 @@ on the host).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import TemperatureConfig, make_diffusion_agent, temperature
-from mjx_som.critic import min_q
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.iterative import DiffusionActorConfig, TemperatureConfig, make_diffusion_agent, temperature
+from mjx_som.critic import CriticConfig, min_q
 from mjx_som.diffusion import kde_entropy
 
 
 @dataclass(frozen=True)
-class DACERConfig(TemperatureConfig):
-    """DACER: the diffusion actor's settings and the entropy regulator's (the authors' values)."""
+class DACERConfig:
+    """DACER: the critic, the diffusion actor and the entropy regulator's temperature (blocks, with the authors'
+    values), and the entropy estimate's settings."""
 
-    num_candidates: int = 1
-    """N: DACER acts with one sample"""
-    ema: float = 0.0
-    """DACER acts with the raw actor weights (its authors keep no averaged policy)"""
-    explore_noise: float = 0.15
-    """exploration noise std per unit of alpha (the authors' 0.15; 0.1 on some of their tasks)"""
-    init_alpha: float = 3.3201169
-    """initial temperature, e^1.2 as in the authors' code"""
-    alpha_lr: float = 3e-2
-    """Adam learning rate of log(alpha)"""
-    alpha_update_every: int = 10_000
-    """updates between two entropy estimates and steps of log(alpha)"""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    # one sample acts (N = 1) with the raw actor weights (the authors keep no averaged policy); exploration noise
+    # 0.15 per unit of alpha (the authors' 0.15; 0.1 on some of their tasks)
+    actor: DiffusionActorConfig = field(
+        default_factory=lambda: DiffusionActorConfig(num_candidates=1, ema=0.0, explore_noise=0.15)
+    )
+    """the diffusion actor (the authors' values: one sample acts, raw weights, noise 0.15 alpha)"""
+    # alpha starts at e^1.2 (the authors' code); one Adam step (lr 0.03) on log(alpha) every 10,000 updates
+    temperature: TemperatureConfig = field(
+        default_factory=lambda: TemperatureConfig(init_alpha=3.3201169, alpha_lr=3e-2, alpha_update_every=10_000)
+    )
+    """the learned temperature (the authors' values: from e^1.2, lr 0.03, a step every 10,000 updates)"""
     entropy_states: int = 256
     """states of the batch (at most) whose acting distribution's entropy is estimated"""
     entropy_samples: int = 200
     """actions sampled per such state for the entropy estimate"""
 
+    def validate(self) -> None:
+        validate_blocks(self)
+
 
 def make_dacer(config: DACERConfig, spec: EnvSpec) -> Agent:
     def actor_loss(params, state, critic_params, batch, key, policy):
         action = policy.sample(params, batch.obs, key)  # gradients flow through the T steps
-        q = min_q(config, critic_params, batch.obs, action)
+        q = min_q(config.critic, critic_params, batch.obs, action)
         return -jnp.mean(q), {"policy_q": jnp.mean(q)}
 
     def extra_update(state, critic_params, batch, key, policy, actor_metrics):
@@ -58,10 +63,12 @@ def make_dacer(config: DACERConfig, spec: EnvSpec) -> Agent:
             obs = jnp.repeat(states, config.entropy_samples, axis=0)
             actions = policy.sample(state.actor_params, obs, key_sample)
             noise = jax.random.normal(key_noise, actions.shape)
-            actions = jnp.clip(actions + config.explore_noise * jnp.exp(log_alpha) * noise, -1.0, 1.0)
+            actions = jnp.clip(actions + config.actor.explore_noise * jnp.exp(log_alpha) * noise, -1.0, 1.0)
             entropy = jnp.mean(jax.vmap(kde_entropy)(actions.reshape(states.shape[0], config.entropy_samples, -1)))
-            return entropy - config.target_entropy_per_dim * spec.action_size, entropy
+            return entropy - config.temperature.target_entropy_per_dim * spec.action_size, entropy
 
-        return config.temperature_step(state.extra, entropy_gradient, "entropy")
+        return config.temperature.temperature_step(state.extra, entropy_gradient, "entropy")
 
-    return make_diffusion_agent(config, spec, actor_loss, config.temperature_init(), extra_update, temperature)
+    return make_diffusion_agent(
+        config, spec, actor_loss, config.temperature.temperature_init(), extra_update, temperature
+    )

@@ -8,28 +8,30 @@ diffusion actor clones them with the plain denoising loss. 100 steps, N = 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
-from mjx_som.critic import ascend_actions, min_q
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.iterative import DiffusionActorConfig, make_diffusion_agent
+from mjx_som.critic import CriticConfig, ascend_actions, min_q
 from mjx_som.diffusion import denoising_loss
 
 
 @dataclass(frozen=True)
-class DIPOConfig(DiffusionConfig):
-    """DIPO: the diffusion actor's settings and the action-gradient improvement's."""
+class DIPOConfig:
+    """DIPO: the critic and the diffusion actor (blocks, with the authors' values), and the action-gradient
+    improvement's settings."""
 
-    diffusion_steps: int = 100
-    """T: DIPO samples with 100 steps"""
-    num_candidates: int = 1
-    """N: DIPO acts with one sample"""
-    ema: float = 0.9975
-    """the authors' target policy: Polyak rate 0.005 every second update"""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    # T = 100 steps, one sample acts (N = 1); the authors' target policy: Polyak rate 0.005 every second update
+    actor: DiffusionActorConfig = field(
+        default_factory=lambda: DiffusionActorConfig(diffusion_steps=100, num_candidates=1, ema=0.9975)
+    )
+    """the diffusion actor (the authors' values: 100 steps, one sample acts, ema 0.9975)"""
     action_lr: float = 0.03
     """Adam learning rate of the action-gradient improvement"""
     action_gradient_steps: int = 30
@@ -38,7 +40,7 @@ class DIPOConfig(DiffusionConfig):
     """the batch's action gradient is clipped to this global norm before each step"""
 
     def validate(self) -> None:
-        DiffusionConfig.validate(self)
+        validate_blocks(self)
         if self.action_gradient_steps < 1 or self.action_lr <= 0 or self.action_grad_norm <= 0:
             raise ValueError(
                 f"need action_gradient_steps >= 1, action_lr > 0, action_grad_norm > 0; got "
@@ -67,7 +69,7 @@ def make_dipo(config: DIPOConfig, spec: EnvSpec) -> Agent:
 
     def update(state, batch, key):
         key, _ = jax.random.split(key)  # the improvement draws nothing; the split keeps the update's key as before
-        q_fn = lambda a: min_q(config, state.critic.params, batch.obs, a)  # noqa: E731
+        q_fn = lambda a: min_q(config.critic, state.critic.params, batch.obs, a)  # noqa: E731
         improved = improve_actions(config, q_fn, batch.agent_column)
         new_state, metrics, _ = diffusion.update(state, batch.replace(agent_column=improved), key)
         return new_state, metrics, improved

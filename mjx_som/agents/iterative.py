@@ -25,8 +25,9 @@ from mjx_som.replay import Transition
 
 
 @dataclass(frozen=True)
-class DiffusionConfig(GenerativeActorConfig):
-    """The critic's and the actor's settings (GenerativeActorConfig), and the diffusion's."""
+class DiffusionActorConfig(GenerativeActorConfig):
+    """A diffusion actor's block (`--<algo>.actor.*`): best-of-N acting (GenerativeActorConfig) and the diffusion's
+    settings. Each baseline's config gives its authors' values (agents/<name>.py)."""
 
     actor_lr: float = 3e-4
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
@@ -84,7 +85,7 @@ ExtraUpdate = Callable[..., tuple]
 
 
 def make_diffusion_agent(
-    config: DiffusionConfig,
+    config,
     spec: EnvSpec,
     actor_loss: ActorLoss,
     extra_init: dict | None = None,
@@ -94,21 +95,23 @@ def make_diffusion_agent(
     clone_next_actions: bool = False,
     raw_next_actions: bool = False,
 ) -> Agent:
-    """An Agent from an actor loss; explore_scale(state) multiplies config.explore_noise. With
+    """An Agent from an actor loss; config: an algorithm config with a critic block and a DiffusionActorConfig
+    actor block; explore_scale(state) multiplies the actor's explore_noise. With
     noisy_next_actions the critic target's next actions are the acting draws at s' (best of N plus the
     exploration noise, as QSM's and DPMD's authors sample them); clone_next_actions (implies it) also
     hands them to the actor loss as its batch, so no second best-of-N chain is sampled for the actor;
     raw_next_actions (with noisy_next_actions) draws them with the raw actor weights instead of the EMA."""
     config.validate()
-    net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
-    schedule = ddpm_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
-    optimizer = config.actor_optimizer(spec.total_updates)
+    actor_config, critic_config = config.actor, config.critic
+    net = VelocityNet(actor_config.actor_hidden, spec.action_size, critic_config.activation)
+    schedule = ddpm_schedule(actor_config.diffusion_steps, actor_config.beta_min, actor_config.beta_max)
+    optimizer = actor_config.actor_optimizer(spec.total_updates)
 
     def init(key) -> DiffusionState:
         key_actor, key_critic = jax.random.split(key)
         zeros = jnp.zeros((1,))
         params = net.init(key_actor, jnp.zeros((1, spec.obs_size)), jnp.zeros((1, spec.action_size)), zeros, zeros)
-        critic = critic_init(key_critic, spec.obs_size, spec.action_size, config)
+        critic = critic_init(key_critic, spec.obs_size, spec.action_size, critic_config)
         extra = jax.tree.map(jnp.asarray, extra_init or {})
         return DiffusionState(params, params, optimizer.init(params), critic, extra)
 
@@ -117,16 +120,16 @@ def make_diffusion_agent(
 
     def sample(params, obs, key, noise=None):
         shape = (obs.shape[0], spec.action_size)
-        return reverse_sample(eps_fn(params, obs), schedule, key, shape, noise, config.sampler_clip)
+        return reverse_sample(eps_fn(params, obs), schedule, key, shape, noise, actor_config.sampler_clip)
 
-    def candidates(params, obs, key, n=config.num_candidates):
+    def candidates(params, obs, key, n=actor_config.num_candidates):
         obs_n = jnp.repeat(obs, n, axis=0)
         return sample(params, obs_n, key).reshape(obs.shape[0], n, -1)
 
-    def best_of(params, critic_params, obs, key, n=config.num_candidates):
+    def best_of(params, critic_params, obs, key, n=actor_config.num_candidates):
         if n == 1:
             return sample(params, obs, key)
-        return best_of_n(config, critic_params, obs, candidates(params, obs, key, n))
+        return best_of_n(critic_config, critic_params, obs, candidates(params, obs, key, n))
 
     def greedy(state: DiffusionState, obs, key):
         return best_of(state.actor_ema, state.critic.params, obs, key)
@@ -136,10 +139,14 @@ def make_diffusion_agent(
     def draw(state: DiffusionState, params, obs, key, explore: bool):
         """The best of N chains of the given actor weights, plus the exploration noise when exploring."""
         key_cand, key_noise = jax.random.split(key)
-        n = config.eval_candidates if config.eval_candidates and not explore else config.num_candidates
+        n = (
+            actor_config.eval_candidates
+            if actor_config.eval_candidates and not explore
+            else actor_config.num_candidates
+        )
         action = best_of(params, state.critic.params, obs, key_cand, n)
         if explore:
-            scale = config.explore_noise * (1.0 if explore_scale is None else explore_scale(state))
+            scale = actor_config.explore_noise * (1.0 if explore_scale is None else explore_scale(state))
             action = action + scale * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
 
@@ -154,10 +161,10 @@ def make_diffusion_agent(
                 weights = state.actor_params if raw_next_actions else state.actor_ema
                 return draw(state, weights, obs, key, explore=True) if noisy_next_actions else greedy(state, obs, key)
 
-            critic, metrics = critic_update(config, state.critic, batch, lambda obs: (next_action(obs), 0.0))
+            critic, metrics = critic_update(critic_config, state.critic, batch, lambda obs: (next_action(obs), 0.0))
             return critic, metrics, batch
         cloned = act(state, batch.next_obs, key, explore=True)
-        critic, metrics = critic_update(config, state.critic, batch, lambda obs: (cloned, 0.0))
+        critic, metrics = critic_update(critic_config, state.critic, batch, lambda obs: (cloned, 0.0))
         return critic, metrics, batch.replace(obs=batch.next_obs, action=cloned)
 
     def raw_sample(state: DiffusionState, obs, key, noise=None):
@@ -175,7 +182,9 @@ def make_diffusion_agent(
         updates, actor_opt = optimizer.update(grads, state.actor_opt, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
         state = state.replace(
-            actor_params=actor_params, actor_ema=config.ema_update(actor_params, state.actor_ema), actor_opt=actor_opt
+            actor_params=actor_params,
+            actor_ema=actor_config.ema_update(actor_params, state.actor_ema),
+            actor_opt=actor_opt,
         )
         metrics.update(actor_metrics, actor_loss=loss)
         if extra_update is not None:
@@ -188,10 +197,10 @@ def make_diffusion_agent(
 
 
 @dataclass(frozen=True)
-class TemperatureConfig(DiffusionConfig):
-    """A diffusion actor with a temperature alpha = exp(log_alpha) learned as the authors of SDAC, DPMD
-    and DACER do: one Adam step on log_alpha every alpha_update_every-th update (counting from the
-    first), exploration noise explore_noise * alpha."""
+class TemperatureConfig:
+    """The temperature block (`--<algo>.temperature.*`) of a diffusion actor whose temperature alpha =
+    exp(log_alpha) is learned as the authors of SDAC, DPMD and DACER do: one Adam step on log_alpha every
+    alpha_update_every-th update (counting from the first), exploration noise explore_noise * alpha."""
 
     init_alpha: float = 5.0
     """alpha at the start"""
@@ -203,7 +212,6 @@ class TemperatureConfig(DiffusionConfig):
     """target entropy per action dimension (nats) of the temperature's objective"""
 
     def validate(self) -> None:
-        DiffusionConfig.validate(self)
         if self.init_alpha <= 0 or self.alpha_lr <= 0 or self.alpha_update_every < 1:
             raise ValueError(
                 f"need init_alpha > 0, alpha_lr > 0, alpha_update_every >= 1; got {self.init_alpha}, "
@@ -237,5 +245,5 @@ class TemperatureConfig(DiffusionConfig):
 
 
 def temperature(state: DiffusionState) -> jax.Array:
-    """alpha = exp(log_alpha) of an agent with a TemperatureConfig."""
+    """alpha = exp(log_alpha) of an agent with a temperature block."""
     return jnp.exp(state.extra["log_alpha"])

@@ -16,19 +16,17 @@ from mjx_som.agents.one_step import OneStepConfig, make_one_step_agent
 from mjx_som.critic import best_of_n
 from mjx_som.meanflow import sample_times
 
-# MFP has no setting of its own: the one-step actor's, the critic's and the MeanFlow loss's (OneStepConfig)
+# MFP has no setting of its own: the critic, the one-step actor and the MeanFlow loss blocks (OneStepConfig)
 MFPConfig = OneStepConfig
 
 
 def make_mfp(config: MFPConfig, spec: EnvSpec) -> Agent:
-    meanflow_config = config.meanflow_config()
-
     def regression_target(state, critic_params, batch, selection, key, sampler):
         key_cand, key_times, key_eps = jax.random.split(key, 3)
         obs = batch.obs
-        best = best_of_n(config, critic_params, obs, sampler.candidates(state.actor_params, obs, key_cand))
+        best = best_of_n(config.critic, critic_params, obs, sampler.candidates(state.actor_params, obs, key_cand))
         best = jax.lax.stop_gradient(best)
-        r, t = sample_times(key_times, obs.shape[0], meanflow_config)
+        r, t = sample_times(key_times, obs.shape[0], config.meanflow)
         eps = jax.random.normal(key_eps, best.shape)
         a_t = (1.0 - t)[:, None] * best + t[:, None] * eps
         metrics = {"target_velocity_norm": jnp.mean(jnp.linalg.norm(eps - best, axis=-1))}

@@ -9,9 +9,8 @@ states from the same candidates and values (Selection: SOM's does), so the agent
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import jax
@@ -19,16 +18,16 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_som.agents.base import Agent, EnvSpec, GenerativeActorConfig
-from mjx_som.critic import CriticState, critic_init, critic_update, min_q
+from mjx_som.agents.base import Agent, EnvSpec, GenerativeActorConfig, validate_blocks
+from mjx_som.critic import CriticConfig, CriticState, critic_init, critic_update, min_q
 from mjx_som.meanflow import MeanFlowConfig, meanflow_loss, one_step_sample
 from mjx_som.networks import VelocityNet
 from mjx_som.replay import Transition
 
 
 @dataclass(frozen=True)
-class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
-    """The critic's, the actor's (GenerativeActorConfig) and the MeanFlow loss's settings."""
+class OneStepActorConfig(GenerativeActorConfig):
+    """A one-step MeanFlow actor's block (`--<algo>.actor.*`): best-of-N acting (GenerativeActorConfig) and these."""
 
     actor_lr: float = 1e-3
     """peak actor Adam learning rate (cosine decay to actor_lr_final)"""
@@ -41,18 +40,28 @@ class OneStepConfig(GenerativeActorConfig, MeanFlowConfig):
     """states per update the actor regresses at: every (batch_size / actor_batch_size)-th row of the batch, so
     it must divide batch_size; 0 = the whole batch. The critic always learns on the whole batch"""
 
-    def meanflow_config(self) -> MeanFlowConfig:
-        return project(self, MeanFlowConfig)
-
     def validate(self) -> None:
         GenerativeActorConfig.validate(self)
+        if self.target_candidates < 0:
+            raise ValueError(f"target_candidates must be >= 0 (0 = num_candidates), got {self.target_candidates}")
         if self.actor_batch_size < 0:
             raise ValueError(f"actor_batch_size must be >= 0 (0 = the whole batch), got {self.actor_batch_size}")
 
 
-def project(config, cls):
-    """The cls-typed part of a config that inherits cls's fields."""
-    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+@dataclass(frozen=True)
+class OneStepConfig:
+    """A one-step MeanFlow agent with no setting of its own (MFP): its three blocks. SOM's config has these and
+    its own (agents/som.py)."""
+
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    actor: OneStepActorConfig = field(default_factory=OneStepActorConfig)
+    """the one-step actor and its best-of-N acting"""
+    meanflow: MeanFlowConfig = field(default_factory=MeanFlowConfig)
+    """the MeanFlow loss the actor regresses with"""
+
+    def validate(self) -> None:
+        validate_blocks(self)
 
 
 @struct.dataclass
@@ -96,18 +105,19 @@ def argmax_choice(extra, q: jax.Array, key: jax.Array) -> jax.Array:
 
 
 def make_one_step_agent(
-    config: OneStepConfig,
+    config,
     spec: EnvSpec,
     regression_target: RegressionTarget,
     choose: Choose = argmax_choice,
     init_extra: Callable[[], Any] = lambda: None,
 ) -> Agent:
     """The one-step agent with the given regression target; choose picks the acting candidate (the TD target's
-    next action is always the argmax), init_extra() is the agent's own state at the start."""
+    next action is always the argmax), init_extra() is the agent's own state at the start. config: a OneStepConfig
+    or an algorithm config with its critic, actor and meanflow blocks (SOMConfig)."""
     config.validate()
-    meanflow_config = config.meanflow_config()
-    actor_net = VelocityNet(config.actor_hidden, spec.action_size, config.activation)
-    actor_optimizer = config.actor_optimizer(spec.total_updates)
+    actor_config = config.actor
+    actor_net = VelocityNet(actor_config.actor_hidden, spec.action_size, config.critic.activation)
+    actor_optimizer = actor_config.actor_optimizer(spec.total_updates)
 
     def init(key) -> OneStepState:
         key_actor, key_critic = jax.random.split(key)
@@ -119,7 +129,7 @@ def make_one_step_agent(
             actor_params=params,
             actor_ema=params,
             actor_opt=actor_optimizer.init(params),
-            critic=critic_init(key_critic, spec.obs_size, spec.action_size, config),
+            critic=critic_init(key_critic, spec.obs_size, spec.action_size, config.critic),
             extra=init_extra(),
         )
 
@@ -132,23 +142,23 @@ def make_one_step_agent(
             noise = jax.random.normal(key, obs.shape[:-1] + (spec.action_size,))
         return jnp.clip(one_step_sample(u_fn(params, obs), noise), -1.0, 1.0)
 
-    def candidates(params, obs, key, n=config.num_candidates):
+    def candidates(params, obs, key, n=actor_config.num_candidates):
         obs_n = jnp.repeat(obs, n, axis=0)
         return sample_with(params, obs_n, key).reshape(obs.shape[0], n, -1)
 
     sampler = Sampler(sample_with, candidates)
 
-    def scored(state: OneStepState, obs, key, n=config.num_candidates) -> tuple[jax.Array, jax.Array]:
+    def scored(state: OneStepState, obs, key, n=actor_config.num_candidates) -> tuple[jax.Array, jax.Array]:
         """n candidates of the acting actor [B, n, A] and their min(Q1, Q2) [B, n]."""
         cands = candidates(state.actor_ema, obs, key, n)
         obs_n = jnp.broadcast_to(obs[:, None, :], cands.shape[:2] + obs.shape[-1:])
-        return cands, min_q(config, state.critic.params, obs_n, cands)
+        return cands, min_q(config.critic, state.critic.params, obs_n, cands)
 
     def pick(cands, index):
         return jnp.take_along_axis(cands, index[:, None, None], axis=1)[:, 0]
 
     def select(state: OneStepState, obs, key) -> Selection:
-        cands, q = scored(state, obs, key, config.target_candidates or config.num_candidates)
+        cands, q = scored(state, obs, key, actor_config.target_candidates or actor_config.num_candidates)
         return Selection(obs, cands, q, pick(cands, jnp.argmax(q, axis=1)))
 
     def act(state: OneStepState, obs, key, explore: bool):
@@ -156,7 +166,7 @@ def make_one_step_agent(
         cands, q = scored(state, obs, key_cand)
         action = pick(cands, choose(state.extra, q, key_choose))
         if explore:
-            action = action + config.explore_noise * jax.random.normal(key_noise, action.shape)
+            action = action + actor_config.explore_noise * jax.random.normal(key_noise, action.shape)
         return jnp.clip(action, -1.0, 1.0)
 
     def sample(state: OneStepState, obs, key, noise=None):
@@ -165,9 +175,9 @@ def make_one_step_agent(
     def update(state: OneStepState, batch: Transition, key):
         key_next, key_target = jax.random.split(key)
         selection = select(state, batch.next_obs, key_next)
-        critic, metrics = critic_update(config, state.critic, batch, lambda _: (selection.best, 0.0))
+        critic, metrics = critic_update(config.critic, state.critic, batch, lambda _: (selection.best, 0.0))
         # the actor's rows: evenly strided, so a batch split over devices keeps an equal share on each
-        stride = batch.reward.shape[0] // config.actor_batch_size if config.actor_batch_size else 1
+        stride = batch.reward.shape[0] // actor_config.actor_batch_size if actor_config.actor_batch_size else 1
         obs, a_t, r, t, v, target_metrics, extra = regression_target(
             state,
             critic.params,
@@ -178,12 +188,12 @@ def make_one_step_agent(
         )
 
         def loss_fn(params):
-            return meanflow_loss(u_fn(params, obs), a_t, r, t, v, meanflow_config)
+            return meanflow_loss(u_fn(params, obs), a_t, r, t, v, config.meanflow)
 
         (loss, mse), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
         updates, actor_opt = actor_optimizer.update(grads, state.actor_opt, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
-        actor_ema = config.ema_update(actor_params, state.actor_ema)
+        actor_ema = actor_config.ema_update(actor_params, state.actor_ema)
         metrics.update(target_metrics, actor_loss=loss, meanflow_mse=mse)
         return OneStepState(actor_params, actor_ema, actor_opt, critic, extra), metrics, None
 

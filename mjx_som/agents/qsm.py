@@ -11,41 +11,44 @@ noisy draw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
-from mjx_som.critic import critic_network
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.iterative import DiffusionActorConfig, make_diffusion_agent
+from mjx_som.critic import CriticConfig, critic_network
 from mjx_som.diffusion import q_sample
 
 
 @dataclass(frozen=True)
-class QSMConfig(DiffusionConfig):
-    """QSM: the diffusion actor's settings with its authors' values, and the score scale M_q."""
+class QSMConfig:
+    """QSM: the critic and the diffusion actor (blocks, with the authors' values), and the score scale M_q."""
 
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    # T = 5 (the authors'), their VP schedule ends at beta = 10, one chain acts (no best-of-N) with the raw
+    # weights; the authors' sampler (jaxrl5/networks/diffusion.py ddpm_sampler, clip_sampler=True) clips the noisy
+    # action after each noise-form step: clipping the predicted clean action instead saturates it at the box's
+    # edge when eps ~ -M_q grad Q is large
+    actor: DiffusionActorConfig = field(
+        default_factory=lambda: DiffusionActorConfig(
+            diffusion_steps=5, beta_max=10.0, num_candidates=1, ema=0.0, sampler_clip="sample"
+        )
+    )
+    """the diffusion actor (the authors' values: 5 steps, beta_max 10, one raw chain acts, noisy samples clipped)"""
     score_scale: float = 50.0
     """M_q: the noise network regresses on -M_q * grad_a Q (Q in scaled reward units; the authors' 50 is
     for DeepMind Control rewards in [0, 1] per step, 120 for their hardest tasks)"""
-    diffusion_steps: int = 5
-    """T (the authors' 5)"""
-    beta_max: float = 10.0
-    """the authors' VP schedule ends at beta = 10"""
-    num_candidates: int = 1
-    """one chain acts: the authors' policy has no best-of-N"""
-    ema: float = 0.0
-    """the authors act and sample the critic target with the raw weights"""
-    sampler_clip: str = "sample"
-    """the authors' sampler (jaxrl5/networks/diffusion.py ddpm_sampler, clip_sampler=True) clips the noisy
-    action after each noise-form step; clipping the predicted clean action instead saturates it at the box's
-    edge when eps ~ -M_q grad Q is large"""
+
+    def validate(self) -> None:
+        validate_blocks(self)
 
 
 def action_gradient(config: QSMConfig, critic_params, obs: jax.Array, action: jax.Array) -> jax.Array:
     """mean(grad_a Q1, grad_a Q2)(s, a) [B, A] for obs [B, O], action [B, A]."""
-    q_sum = lambda a: jnp.sum(critic_network(config).apply(critic_params, obs, a))  # noqa: E731
+    q_sum = lambda a: jnp.sum(critic_network(config.critic).apply(critic_params, obs, a))  # noqa: E731
     return 0.5 * jax.grad(q_sum)(action)
 
 

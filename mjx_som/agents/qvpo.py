@@ -10,22 +10,34 @@ evaluation: best of 32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import DiffusionConfig, make_diffusion_agent
-from mjx_som.critic import min_q
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.iterative import DiffusionActorConfig, make_diffusion_agent
+from mjx_som.critic import CriticConfig, min_q
 from mjx_som.diffusion import denoising_loss
 from mjx_som.score import ess_fraction
 
 
 @dataclass(frozen=True)
-class QVPOConfig(DiffusionConfig):
-    """QVPO: the diffusion actor's settings with its authors' values, and the Q-weighting's."""
+class QVPOConfig:
+    """QVPO: the critic and the diffusion actor (blocks, with the authors' values), and the Q-weighting's
+    settings."""
 
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    # best of 4 for acting and the critic target (the authors' behavior_sample and target_sample), best of 32 when
+    # evaluating (eval_sample); their diffusion_lr 1e-4; no noise on the selected action (the draws themselves
+    # explore); the raw weights act and sample the critic target (their actor target is unused)
+    actor: DiffusionActorConfig = field(
+        default_factory=lambda: DiffusionActorConfig(
+            num_candidates=4, eval_candidates=32, actor_lr=1e-4, explore_noise=0.0, ema=0.0
+        )
+    )
+    """the diffusion actor (the authors' values: best of 4, of 32 in evaluation, lr 1e-4, no noise, raw weights)"""
     train_candidates: int = 64
     """draws per state of which the best is cloned (the authors' train_sample)"""
     uniform_actions: int = 10
@@ -34,19 +46,9 @@ class QVPOConfig(DiffusionConfig):
     """omega at the start: a uniform action's weight is omega times the state's advantage"""
     entropy_weight_final: float = 0.002
     """omega at the end of the run (linear decay)"""
-    num_candidates: int = 4
-    """N: best of 4 for acting and the critic target (the authors' behavior_sample and target_sample)"""
-    eval_candidates: int = 32
-    """best of 32 when evaluating (the authors' eval_sample)"""
-    actor_lr: float = 1e-4
-    """the authors' diffusion_lr"""
-    explore_noise: float = 0.0
-    """the authors add no noise to the selected action: the draws themselves explore"""
-    ema: float = 0.0
-    """the authors act and sample the critic target with the raw weights (their actor target is unused)"""
 
     def validate(self) -> None:
-        DiffusionConfig.validate(self)
+        validate_blocks(self)
         if self.train_candidates < 2:
             raise ValueError(
                 f"train_candidates must be >= 2 (the advantage baseline is their mean Q), got {self.train_candidates}"
@@ -66,7 +68,7 @@ def make_qvpo(config: QVPOConfig, spec: EnvSpec) -> Agent:
         key_cand, key_uniform, key_loss = jax.random.split(key, 3)
         cands = jax.lax.stop_gradient(policy.candidates(params, batch.obs, key_cand, config.train_candidates))
         obs_m = jnp.broadcast_to(batch.obs[:, None], cands.shape[:2] + batch.obs.shape[-1:])
-        q = min_q(config, critic_params, obs_m, cands)  # [B, M]
+        q = min_q(config.critic, critic_params, obs_m, cands)  # [B, M]
         best = jnp.argmax(q, axis=1)
         chosen = jnp.take_along_axis(cands, best[:, None, None], axis=1)[:, 0]  # [B, A]
         adv = jax.lax.stop_gradient(jnp.maximum(jnp.max(q, axis=1) - jnp.mean(q, axis=1), 0.0))  # [B]

@@ -6,15 +6,15 @@ Greedy action: tanh(mean).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.critic import CriticConfig, CriticState, critic_init, critic_update, min_q
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.critic import CriticConfig, CriticState, check_rate, check_widths, critic_init, critic_update, min_q
 from mjx_som.networks import MLP
 from mjx_som.replay import Transition
 
@@ -22,9 +22,11 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclass(frozen=True)
-class SACConfig(CriticConfig):
-    """SAC: the critic's settings, the Gaussian actor's and the temperature's."""
+class SACConfig:
+    """SAC: the critic (a block), the Gaussian actor's and the temperature's settings."""
 
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
     actor_hidden: tuple[int, ...] = (256, 256, 256)
     """widths of the Gaussian actor's hidden layers"""
     actor_lr: float = 3e-4
@@ -37,7 +39,10 @@ class SACConfig(CriticConfig):
     """target entropy per action dimension (nats)"""
 
     def validate(self) -> None:
-        CriticConfig.validate(self)
+        validate_blocks(self)
+        check_rate("actor_lr", self.actor_lr)
+        check_rate("alpha_lr", self.alpha_lr)
+        check_widths("actor_hidden", self.actor_hidden)
         if not (math.isfinite(self.init_alpha) and self.init_alpha > 0):
             raise ValueError(f"init_alpha must be a finite number > 0, got {self.init_alpha}")
 
@@ -53,7 +58,7 @@ class SACState:
 
 def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
     config.validate()
-    actor = MLP(config.actor_hidden, 2 * spec.action_size, config.activation)
+    actor = MLP(config.actor_hidden, 2 * spec.action_size, config.critic.activation)
     actor_optimizer, alpha_optimizer = optax.adam(config.actor_lr), optax.adam(config.alpha_lr)
     target_entropy = config.target_entropy_per_dim * spec.action_size
 
@@ -61,7 +66,7 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
         key_actor, key_critic = jax.random.split(key)
         params = actor.init(key_actor, jnp.zeros((1, spec.obs_size)))
         log_alpha = jnp.log(jnp.asarray(config.init_alpha, jnp.float32))
-        critic = critic_init(key_critic, spec.obs_size, spec.action_size, config)
+        critic = critic_init(key_critic, spec.obs_size, spec.action_size, config.critic)
         return SACState(params, actor_optimizer.init(params), critic, log_alpha, alpha_optimizer.init(log_alpha))
 
     def distribution(params, obs):
@@ -94,11 +99,11 @@ def make_sac(config: SACConfig, spec: EnvSpec) -> Agent:
             next_action, next_log_prob = sample_with_log_prob(state.actor_params, obs, key_next)
             return next_action, -alpha * next_log_prob
 
-        critic, metrics = critic_update(config, state.critic, batch, next_action_fn)
+        critic, metrics = critic_update(config.critic, state.critic, batch, next_action_fn)
 
         def actor_loss(params):
             action, log_prob = sample_with_log_prob(params, batch.obs, key_actor)
-            return jnp.mean(alpha * log_prob - min_q(config, critic.params, batch.obs, action)), log_prob
+            return jnp.mean(alpha * log_prob - min_q(config.critic, critic.params, batch.obs, action)), log_prob
 
         (loss, log_prob), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor_params)
         updates, actor_opt = actor_optimizer.update(grads, state.actor_opt, state.actor_params)

@@ -12,33 +12,39 @@ next action is the authors' get_action: the raw weights' best of N plus the expl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.iterative import TemperatureConfig, make_diffusion_agent, temperature
-from mjx_som.critic import min_q
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.iterative import DiffusionActorConfig, TemperatureConfig, make_diffusion_agent, temperature
+from mjx_som.critic import CriticConfig, min_q
 from mjx_som.diffusion import predict_a0, q_sample
 from mjx_som.score import ess_fraction, weight_metrics
 
 
 @dataclass(frozen=True)
-class SDACConfig(TemperatureConfig):
-    """SDAC: the diffusion actor's settings, the learned temperature's and the reverse sampling's."""
+class SDACConfig:
+    """SDAC: the critic, the diffusion actor and the learned temperature (blocks), and the reverse sampling's and
+    the critic target's settings."""
 
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    # the authors act with a Polyak-averaged policy, rate 0.005 every second update
+    actor: DiffusionActorConfig = field(default_factory=lambda: DiffusionActorConfig(ema=0.9975))
+    """the diffusion actor (the authors' values: the policy that acts is averaged, ema 0.9975)"""
+    temperature: TemperatureConfig = field(default_factory=TemperatureConfig)
+    """the learned temperature"""
     num_reverse_samples: int = 4
     """M: clean-action candidates drawn back from each noisy action (the authors' run script: 4)"""
-    ema: float = 0.9975
-    """the authors act with a Polyak-averaged policy, rate 0.005 every second update"""
     target_action: str = "noisy_raw"
     """the critic target's next action: noisy_raw (the authors' get_action in relax/network/diffv2.py: the raw
     weights' best of N plus the exploration noise 0.1 alpha) or greedy (the EMA's best of N without noise, our
     port until 2026-12-03: an optimistic target)"""
 
     def validate(self) -> None:
-        TemperatureConfig.validate(self)
+        validate_blocks(self)
         if self.target_action not in ("noisy_raw", "greedy"):
             raise ValueError(f"target_action={self.target_action!r}; allowed: noisy_raw, greedy")
         if self.num_reverse_samples < 1:
@@ -48,7 +54,7 @@ class SDACConfig(TemperatureConfig):
 def sdac_alpha_gradient(config: SDACConfig, log_alpha: jax.Array, q_mean: jax.Array, action_size: int):
     """d/d log_alpha of the authors' temperature loss -log_alpha (q / softplus(log_alpha) + H_target)
     at the mean Q of the current policy's actions."""
-    target = config.target_entropy_per_dim * action_size
+    target = config.temperature.target_entropy_per_dim * action_size
     return jax.grad(lambda la: -la * (q_mean / jax.nn.softplus(la) + target))(log_alpha)
 
 
@@ -61,18 +67,18 @@ def make_sdac(config: SDACConfig, spec: EnvSpec) -> Agent:
         b = batch.obs.shape[0]
         alpha = temperature(state)
         a0 = policy.best_of(state.actor_params, critic_params, batch.obs, key_a0)
-        a0 = a0 + config.explore_noise * alpha * jax.random.normal(key_explore, a0.shape)
+        a0 = a0 + config.actor.explore_noise * alpha * jax.random.normal(key_explore, a0.shape)
         a0 = jax.lax.stop_gradient(jnp.clip(a0, -1.0, 1.0))
         k = jax.random.randint(key_k, (b,), 1, schedule.steps + 1)
         a_k = jnp.repeat(q_sample(schedule, k, a0, jax.random.normal(key_eps, a0.shape)), m, axis=0)
         k, obs = jnp.repeat(k, m), jnp.repeat(batch.obs, m, axis=0)
         eps = jax.random.normal(key_rev, a_k.shape)
-        q = min_q(config, critic_params, obs, predict_a0(schedule, k, a_k, eps)).reshape(b, m)
+        q = min_q(config.critic, critic_params, obs, predict_a0(schedule, k, a_k, eps)).reshape(b, m)
         weights = jax.lax.stop_gradient(jax.nn.softmax(q / alpha, axis=1))  # [B, M]
         err = jnp.sum(jnp.square(policy.eps_fn(params, obs)(a_k, k / schedule.steps) - eps), axis=-1)
         metrics = {
             "weight_max": jnp.mean(jnp.max(weights, axis=1)),
-            "policy_q": jnp.mean(min_q(config, critic_params, batch.obs, a0)),
+            "policy_q": jnp.mean(min_q(config.critic, critic_params, batch.obs, a0)),
             **weight_metrics(ess_fraction(weights)),
         }
         return jnp.sum(weights.reshape(-1) * err) / b, metrics
@@ -83,14 +89,14 @@ def make_sdac(config: SDACConfig, spec: EnvSpec) -> Agent:
         def alpha_gradient(log_alpha):
             return sdac_alpha_gradient(config, log_alpha, q_mean, spec.action_size), q_mean
 
-        return config.temperature_step(state.extra, alpha_gradient, "alpha_objective_q")
+        return config.temperature.temperature_step(state.extra, alpha_gradient, "alpha_objective_q")
 
     authors_target = config.target_action == "noisy_raw"
     return make_diffusion_agent(
         config,
         spec,
         actor_loss,
-        config.temperature_init(),
+        config.temperature.temperature_init(),
         extra_update,
         temperature,
         noisy_next_actions=authors_target,

@@ -11,16 +11,16 @@ with one JVP (mjx_som/meanflow.py).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from mjx_som.agents.base import Agent, EnvSpec
-from mjx_som.agents.one_step import OneStepConfig, make_one_step_agent, project
-from mjx_som.critic import min_q
-from mjx_som.meanflow import sample_times
+from mjx_som.agents.base import Agent, EnvSpec, validate_blocks
+from mjx_som.agents.one_step import OneStepActorConfig, make_one_step_agent
+from mjx_som.critic import CriticConfig, min_q
+from mjx_som.meanflow import MeanFlowConfig, sample_times
 from mjx_som.score import (
     ScoreConfig,
     estimate_velocity,
@@ -36,10 +36,19 @@ GAP_EMA = 0.99  # the running Q gap that scales the Boltzmann selection: an EMA 
 
 
 @dataclass(frozen=True)
-class SOMConfig(OneStepConfig, ScoreConfig):
-    """SOM hyper-parameters: the critic's, the MeanFlow loss's and the actor's (OneStepConfig), the target
-    velocity's (ScoreConfig) and how the acting candidate is chosen. docs/algorithm.md gives the reasons."""
+class SOMConfig:
+    """SOM hyper-parameters: the critic, the one-step actor, the MeanFlow loss and the score estimator (blocks:
+    `--som.score.alpha`, or by the setting's own name, `--som.alpha`), and how the acting candidate is chosen.
+    docs/algorithm.md gives the reasons."""
 
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """the twin critics"""
+    actor: OneStepActorConfig = field(default_factory=OneStepActorConfig)
+    """the one-step actor and its best-of-N acting"""
+    meanflow: MeanFlowConfig = field(default_factory=MeanFlowConfig)
+    """the MeanFlow loss the actor regresses with"""
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    """the target velocity estimated from the critic (mjx_som/score.py)"""
     selection: str = "argmax"
     """which of the N candidates acts: argmax (the paper's best-of-N) or boltzmann (drawn with weights
     exp(alpha_sel Q), alpha_sel = A / (2 selection_regret R) with R the running mean of the states' Q gaps: keeps
@@ -58,12 +67,8 @@ class SOMConfig(OneStepConfig, ScoreConfig):
     """anchor_share > 0: the share of the run's actor updates made before the anchored proposals start (0: from
     the first update); until then every proposal comes from the kernel's posterior, so the early, wide map explores"""
 
-    def score_config(self) -> ScoreConfig:
-        return project(self, ScoreConfig)
-
     def validate(self) -> None:
-        OneStepConfig.validate(self)
-        self.score_config().validate()
+        validate_blocks(self)
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection={self.selection!r}; allowed: {', '.join(SELECTIONS)}")
         if not 0 < self.selection_regret < 1:
@@ -72,17 +77,17 @@ class SOMConfig(OneStepConfig, ScoreConfig):
             raise ValueError(f"uniform_a0_fraction must be in [0, 1], got {self.uniform_a0_fraction}")
         if not 0 <= self.target_a0_fraction <= 1:
             raise ValueError(f"target_a0_fraction must be in [0, 1], got {self.target_a0_fraction}")
-        if self.target_a0_fraction > 0 and self.temperature not in ("regret", "scaled"):
+        if self.target_a0_fraction > 0 and self.score.temperature not in ("regret", "scaled"):
             raise ValueError("target_a0_fraction > 0 resamples the uniform actions of temperature regret or scaled")
         if not 0 <= self.anchor_from < 1:
             raise ValueError(f"anchor_from must be in [0, 1) (a share of the run's updates), got {self.anchor_from}")
-        if self.anchor_from > 0 and self.anchor_share == 0:
+        if self.anchor_from > 0 and self.score.anchor_share == 0:
             raise ValueError("anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too")
 
 
 def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
     """The SOM agent for an environment of the given spec."""
-    score_config, meanflow_config = config.score_config(), config.meanflow_config()
+    score_config = config.score
     boltzmann = config.selection == "boltzmann"
     measure_q = boltzmann or score_config.temperature in ("regret", "scaled")
 
@@ -94,7 +99,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
             key_pick, key_box = jax.random.split(key_uniform)
             box = jax.random.uniform(key_box, a0.shape, minval=-1.0, maxval=1.0)
             a0 = jnp.where(jax.random.uniform(key_pick, a0.shape[:1] + (1,)) < config.uniform_a0_fraction, box, a0)
-        r, t = sample_times(key_times, obs.shape[0], meanflow_config)
+        r, t = sample_times(key_times, obs.shape[0], config.meanflow)
         if score_config.path == "linear":  # the network sees the capped t the noising and the velocity use
             t = jnp.minimum(t, score_config.t_max)
             r = jnp.minimum(r, t)
@@ -105,7 +110,7 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
             shape = (obs.shape[0], score_config.scale_samples, a0.shape[-1])
             uniform = jax.random.uniform(key_scale, shape, minval=-1.0, maxval=1.0)
             obs_s = jnp.broadcast_to(obs[:, None], shape[:2] + obs.shape[-1:])
-            q_uniform = min_q(config, critic_params, obs_s, uniform)  # [B, scale_samples]
+            q_uniform = min_q(config.critic, critic_params, obs_s, uniform)  # [B, scale_samples]
             gap = q_gap(jnp.max(selection.q, axis=1), q_uniform)  # per state, against the best candidate scored
             metrics["score_q_gap"] = jnp.mean(gap)
             if score_config.temperature == "regret":
@@ -124,7 +129,9 @@ def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
 
         def velocity(key_i, s, a, t_i, alpha_i, anchor_i):
             def q_fn(actions):
-                return min_q(config, critic_params, jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions)
+                return min_q(
+                    config.critic, critic_params, jnp.broadcast_to(s, (actions.shape[0], s.shape[-1])), actions
+                )
 
             return estimate_velocity(key_i, q_fn, a, t_i, score_config, alpha_i, anchor_i)
 
