@@ -97,7 +97,8 @@ class RunConfig(TrainerConfig):
     DPMD and QVPO best of 4) or paper (as the SOM paper's comparison ran them: QSM, DPMD and QVPO with 20 steps
     and best of 32); applied over the preset, under the flags given (docs/baselines.md)"""
     som: SOMConfig = field(default_factory=SOMConfig)
-    """SOM hyper-parameters"""
+    """SOM hyper-parameters: its blocks (critic, actor, meanflow, score) and its own. Every algorithm's setting may
+    also be named without its block: --som.alpha is --som.score.alpha"""
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyper-parameters (Gaussian actor, tuned temperature)"""
     mfp: MFPConfig = field(default_factory=MFPConfig)
