@@ -22,24 +22,26 @@ def config_to_dict(config: RunConfig) -> dict:
     return {k: v for k, v in values.items() if k == config.algo or k not in agents.REGISTRY}
 
 
-def config_from_dict(values: dict, cls=RunConfig, block: str = ""):
-    """A config dataclass from its config.json dict (nested algorithm configs, lists as tuples); a ValueError
-    naming the setting (block.name inside an algorithm's block) whose value has the wrong type."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+def config_from_dict(values: dict, defaults=None, block: str = ""):
+    """A config dataclass from its config.json dict (nested algorithm configs and their blocks, lists as tuples)
+    over defaults (RunConfig()): a setting the dict leaves out keeps its default there (a block's is its
+    algorithm's: QSM's actor samples with sampler_clip "sample"); a ValueError naming the setting (som.score.alpha
+    inside an algorithm's block) whose value has the wrong type."""
+    defaults = RunConfig() if defaults is None else defaults
+    fields = {f.name: f for f in dataclasses.fields(defaults)}
     unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"settings this version does not know: {sorted(block + n for n in unknown)}")
-    defaults = cls()
     kwargs = {}
     for name, value in values.items():
         default = getattr(defaults, name)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = config_from_dict(value, type(default), f"{block}{name}.")
+            value = config_from_dict(value, default, f"{block}{name}.")
         elif isinstance(value, list):
             value = tuple(value)
         check_type(block + name, value, default, str(fields[name].type))
         kwargs[name] = value
-    return cls(**kwargs)
+    return dataclasses.replace(defaults, **kwargs)
 
 
 # Generative baselines whose settings and training state changed on 2026-11-28 (docs/baselines.md: the

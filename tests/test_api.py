@@ -177,6 +177,16 @@ def test_a_config_json_with_a_flat_algorithm_block_loads_every_setting_into_its_
         assert config.dacer.temperature.alpha_update_every == 10_000 and config.dacer.actor.num_candidates == 1
 
 
+def test_a_setting_missing_from_a_config_json_takes_its_algorithms_default_not_its_blocks(tmp_path):
+    """QSM's actor block differs from DiffusionActorConfig's defaults (5 steps, one chain, sampler_clip "sample"):
+    a config.json without those settings (written before they existed) loads QSM's values."""
+    values = _flat_config_dict(default_config("bandit/eight_gaussians", "qsm"))
+    values["qsm"] = {k: v for k, v in values["qsm"].items() if k not in ("sampler_clip", "diffusion_steps", "ema")}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    actor = load_config(str(tmp_path)).qsm.actor
+    assert (actor.sampler_clip, actor.diffusion_steps, actor.ema, actor.num_candidates) == ("sample", 5, 0.0, 1)
+
+
 def test_a_config_json_of_the_fixed_temperature_version_loads_as_fixed(tmp_path):
     old = _flat_config_dict(default_config("bandit/eight_gaussians"))
     old["som"] = {k: v for k, v in old["som"].items() if k not in ("temperature", "alpha_scaled", "target_ess")}
