@@ -140,3 +140,31 @@ def test_report_statistics_over_seeds(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "--last-evals must be >= 1, got 0" in result.stderr
+
+
+@pytest.mark.parametrize("path", sorted(__import__("glob").glob("launch/sweeps/wandb_*.yaml")))
+def test_every_wandb_sweep_file_sets_settings_run_py_takes(path):
+    """W&B's agent calls run.py with each swept parameter as --name=value: every value of every parameter must be
+    a flag run.py parses (before anything compiles), and each swept value must reach the config (a sweep file names
+    an algorithm's setting with its block: the W&B charts then group runs by the key config.json has)."""
+    from mjx_som.cli import config_from_flags
+    from mjx_som.config_file import config_to_dict
+    from mjx_som.logging import flatten_config
+
+    with open(path) as f:
+        sweep = yaml.safe_load(f)
+    assert sweep["program"] == "launch/run.py"
+    fixed = {k: v["value"] for k, v in sweep["parameters"].items() if "value" in v}
+    env, algos = fixed.pop("env"), [fixed.pop("algo", "som")]
+    swept = {k: v["values"] for k, v in sweep["parameters"].items() if "values" in v}
+    algos = swept.pop("algo", algos)
+    flags = [f"--{name}={value}" for name, value in fixed.items()]
+    for algo in algos:
+        for name, values in swept.items():
+            configs = [
+                flatten_config(config_to_dict(config_from_flags(env, algo, [*flags, f"--{name}={value}"], "cpu")))
+                for value in values
+            ]
+            for config, value in zip(configs, values, strict=True):
+                key = name.replace("-", "_")
+                assert config[key] == value, (path, name, value)
