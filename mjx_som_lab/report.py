@@ -12,6 +12,8 @@ from collections import defaultdict
 import numpy as np
 from scipy import stats
 
+from mjx_som import agents
+from mjx_som.agents.base import flat_settings, nest_settings
 from mjx_som.logging import flatten_config, read_metrics
 from mjx_som_lab.figures import report_curves
 
@@ -49,6 +51,15 @@ def _comparable(config: dict) -> dict:
     return {k: json.dumps(v) for k, v in flatten_config(config).items()}
 
 
+def _nested_block(values: dict, algo: str) -> dict:
+    """An algorithm's block of a config.json as today's writes it (settings in their blocks: a flat block of a
+    run from before 2026-12-04 compares with today's); a block of an algorithm this version lacks as it is."""
+    if algo not in agents.REGISTRY:
+        return values
+    config_class = agents.config_class(algo)
+    return nest_settings(flat_settings(values, config_class), config_class)
+
+
 def load_runs(run_dirs: list[str]) -> list[dict]:
     runs = []
     for run_dir in run_dirs:
@@ -84,7 +95,11 @@ def group_runs(runs: list[dict]) -> dict[tuple, list[dict]]:
     for (env, algo), members in by_env_algo.items():
         flats = [
             _comparable(
-                {k: v for k, v in m["config"].items() if k not in IGNORED and (k == algo or not isinstance(v, dict))}
+                {
+                    k: _nested_block(v, algo) if k == algo else v
+                    for k, v in m["config"].items()
+                    if k not in IGNORED and (k == algo or not isinstance(v, dict))
+                }
             )
             for m in members
         ]

@@ -84,19 +84,22 @@ def test_report_groups_seeds_across_code_versions_and_output_settings():
     of the code wrote (or lacked), form one group; a setting that changes learning still splits them."""
     from mjx_som_lab.report import group_runs
 
-    def run(seed, **extra):
-        som = {"alpha_scaled": 5.0, **extra.pop("som", {})}
+    def run(seed, som=(), **extra):
+        som = {"alpha_scaled": 5.0, **dict(som)} if "score" not in dict(som) else dict(som)
         return {"config": {"env": "Hopper-v4", "algo": "som", "seed": seed, "som": som, **extra}, "evals": []}
 
     runs = [
         run(0, checkpoint_every=1_000_000, som={"a_t_source": "policy"}),  # an older version's config
         run(1, checkpoint_every=16_000, video_every=10, overwrite=True),
         run(2, checkpoint_every=16_000, video_every=10, som={"alpha_scaled": 20.0}),
+        # today's config.json holds SOM's settings in blocks: the same setting as the flat block's before it
+        run(3, som={"score": {"alpha_scaled": 20.0}}),
+        run(4, som={"score": {"alpha_scaled": 5.0}}),
     ]
     groups = group_runs(runs)
     assert {label: [r["config"]["seed"] for r in members] for (_, label), members in groups.items()} == {
-        "som alpha_scaled=5.0": [0, 1],
-        "som alpha_scaled=20.0": [2],
+        "som alpha_scaled=5.0": [0, 1, 4],
+        "som alpha_scaled=20.0": [2, 3],
     }
 
 
