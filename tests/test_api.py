@@ -177,6 +177,29 @@ def test_a_config_json_with_a_flat_algorithm_block_loads_every_setting_into_its_
         assert config.dacer.temperature.alpha_update_every == 10_000 and config.dacer.actor.num_candidates == 1
 
 
+def test_a_flag_may_name_an_algorithms_setting_without_its_block():
+    """--som.gamma is --som.critic.gamma (also as --flag=value and a negated boolean); flags that name the block,
+    SOM's own settings, run settings and another algorithm's flags are left as they are."""
+    from mjx_som.cli import with_block_names
+
+    som = RunConfig().som
+    given = ["--som.gamma", "0.5", "--som.alpha=3", "--som.no-critic-layer-norm", "--som.actor-hidden", "8", "8"]
+    kept = ["--som.score.num-samples", "4", "--som.selection", "argmax", "--dacer.ema", "0", "--total-steps", "9"]
+    assert with_block_names(given + kept, "som", som) == [
+        "--som.critic.gamma",
+        "0.5",
+        "--som.score.alpha=3",
+        "--som.critic.no-critic-layer-norm",
+        "--som.actor.actor-hidden",
+        "8",
+        "8",
+        *kept,
+    ]
+    config = config_from_flags("bandit/eight_gaussians", "som", ["--som.critic-layer-norm", "--som.gamma=0.5"])
+    assert config.som.critic.critic_layer_norm and config.som.critic.gamma == 0.5
+    assert not config_from_flags("HalfCheetah-v4", "som", ["--som.no-critic-layer-norm"]).som.critic.critic_layer_norm
+
+
 def test_a_setting_missing_from_a_config_json_takes_its_algorithms_default_not_its_blocks(tmp_path):
     """QSM's actor block differs from DiffusionActorConfig's defaults (5 steps, one chain, sampler_clip "sample"):
     a config.json without those settings (written before they existed) loads QSM's values."""
