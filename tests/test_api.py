@@ -569,6 +569,9 @@ def test_an_algorithms_settings_are_its_blocks_and_its_own_each_name_declared_on
     for settings in ({"gamma": 0.5}, {"critic.gamma": 0.5}, {"critic": {"gamma": 0.5}}):
         changed = agents.with_settings(som, settings)
         assert changed.critic.gamma == 0.5 and changed.critic.tau == som.critic.tau and changed.score == som.score
+    # a setting read by either name; the default stands in only for one the algorithm lacks
+    assert agents.setting(som, "critic.gamma", 1.0) == agents.setting(som, "gamma") == som.critic.gamma
+    assert agents.setting(agents.config_class("sac")(), "num_candidates", 7) == 7
     with pytest.raises(ValueError, match="no setting 'gama'; allowed: .*gamma"):
         agents.with_settings(som, {"gama": 0.5})
     with pytest.raises(ValueError, match="no setting 'actor.gamma'"):

@@ -129,9 +129,13 @@ _NO_DEFAULT = object()
 def setting(config, name: str, default=_NO_DEFAULT):
     """The value of a setting named by its own name ("gamma") or its block and name ("critic.gamma"); default
     (when given) for a setting this algorithm does not have."""
-    if default is not _NO_DEFAULT and name not in setting_paths(config):
+    try:
+        path = setting_path(config, name)
+    except ValueError:
+        if default is _NO_DEFAULT:
+            raise
         return default
-    for part in setting_path(config, name):
+    for part in path:
         config = getattr(config, part)
     return config
 
@@ -139,7 +143,8 @@ def setting(config, name: str, default=_NO_DEFAULT):
 def setting_path(config, name: str) -> tuple[str, ...]:
     """Where a setting named by its own name or as block.name is; a ValueError listing the allowed names."""
     paths = setting_paths(config)
-    path = paths.get(name) or (tuple(name.split(".")) if tuple(name.split(".")) in paths.values() else None)
+    dotted = tuple(name.split("."))
+    path = paths.get(name) or (dotted if dotted in paths.values() else None)
     if path is None:
         raise ValueError(f"no setting {name!r}; allowed: {', '.join(sorted(paths))}")
     return path
