@@ -12,7 +12,10 @@ seeds, and writes into --out:
   K evaluations: steadier where evaluations swing) as mean ± std over seeds, the 95% percentile-bootstrap
   interval of that mean, each group against the env's best group (the probability of improvement, i.e.
   the share of seed pairs it wins, and Welch's t-test p-value), the paper's SOM and strongest-baseline
-  numbers beside them (docs/reference-results.md), and for bandits the raw-map mode coverage;
+  numbers beside them (docs/reference-results.md), and for bandits the raw-map mode coverage; the mean of
+  every evaluation of a run (mean ± std over seeds: the area under its curve, which one late jump does not
+  decide) and the greedy episode length of those final evaluations (on Hopper, Walker2d, Ant and Humanoid an
+  episode ends when the robot falls: a policy that falls is told from one that is slow);
 - the wall-clock (and env steps) to first reach a target return, per env and algo: --targets
   ENV=RETURN,...; by default 80% of the best final mean return among the runs of that env;
 - report.json: the same numbers.

@@ -74,13 +74,11 @@ def load_runs(run_dirs: list[str]) -> list[dict]:
         if os.path.exists(summary_path):
             with open(summary_path) as f:
                 summary = json.load(f)
-        evals = [
-            (m["env_steps"], m["walltime_s"], m["eval/episode_return"])
-            for m in metrics
-            if m.get("eval/episode_return") is not None
-        ]
+        rows = [m for m in metrics if m.get("eval/episode_return") is not None]
+        evals = [(m["env_steps"], m["walltime_s"], m["eval/episode_return"]) for m in rows]
+        lengths = [m.get("eval/episode_length") for m in rows]  # None where an older version did not log it
         if evals:
-            runs.append({"dir": run_dir, "config": config, "evals": evals, "summary": summary})
+            runs.append({"dir": run_dir, "config": config, "evals": evals, "lengths": lengths, "summary": summary})
     return runs
 
 
@@ -148,6 +146,16 @@ def final_returns(members: list[dict], last_evals: int = 1) -> np.ndarray:
     return np.array([np.mean([r for _, _, r in m["evals"][-last_evals:]]) for m in members])
 
 
+def final_lengths(members: list[dict], last_evals: int = 1) -> np.ndarray | None:
+    """Per run, the mean greedy episode length (env steps) of its last `last_evals` evaluations: on a task whose
+    episodes end when the robot falls (Hopper, Walker2d, Ant, Humanoid) it tells a policy that falls from one that
+    is slow. None unless every run logged it."""
+    lengths = [m.get("lengths", [None])[-last_evals:] for m in members]
+    if any(value is None for run in lengths for value in run):
+        return None
+    return np.array([np.mean(run) for run in lengths])
+
+
 def mean_interval(values: np.ndarray, confidence: float = 0.95) -> list[float] | None:
     """Percentile-bootstrap interval of the mean over seeds (scipy.stats.bootstrap, 10,000 resamples, fixed
     seed); None with fewer than 2 seeds. With 3-5 seeds a percentile bootstrap covers less than it claims:
@@ -192,7 +200,12 @@ def build_report(groups: dict, targets: dict[str, float], last_evals: int = 1) -
             "finals": values.tolist(),
             "final_ci95": mean_interval(values),
             "last_evals": last_evals,
+            # the mean of every evaluation of each run (the area under its curve over the eval points)
+            "every_eval_mean": [float(np.mean([r for _, _, r in m["evals"]])) for m in members],
         }
+        lengths = final_lengths(members, last_evals)
+        if lengths is not None:
+            entry["final_episode_length"] = lengths.tolist()
         coverage = [m["summary"]["modes_covered"] for m in members if "modes_covered" in m["summary"]]
         if coverage:
             entry["modes_covered"] = coverage
@@ -215,8 +228,8 @@ def table_markdown(report: dict) -> str:
     which = "final eval return" if some["last_evals"] == 1 else f"mean of the last {some['last_evals']} evals"
     lines = [
         f"| env | run | {which} (mean ± std, seeds) | 95% CI of the mean | vs the env's best: P(better), Welch p |"
-        " paper: SOM | paper: strongest baseline | time to target |",
-        "|---|---|---|---|---|---|---|---|",
+        " mean of every eval | episode length | paper: SOM | paper: strongest baseline | time to target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for env, entries in report.items():
         paper = PAPER.get(env, ("—", "—"))
@@ -231,6 +244,9 @@ def table_markdown(report: dict) -> str:
             if "vs_best" in e:
                 welch = e["vs_best"]["welch_p"]
                 versus = f"{e['vs_best']['prob_improvement']:.2f}, " + ("—" if welch is None else f"{welch:.2f}")
+            every = np.asarray(e["every_eval_mean"])
+            every_text = f"{every.mean():.1f} ± {sample_std(every):.1f}"
+            length = "—" if "final_episode_length" not in e else f"{np.mean(e['final_episode_length']):.0f}"
             hit = e["to_target"]
             reach = (
                 f"{hit['walltime_s']:.0f} s / {hit['env_steps']:,.0f} steps ({hit['reached']}/{hit['seeds']})"
@@ -238,7 +254,8 @@ def table_markdown(report: dict) -> str:
                 else f"not reached (0/{hit['seeds']})"
             )
             lines.append(
-                f"| {env} | {label} | {final} | {interval} | {versus} | {paper[0]} | {paper[1]} |"
+                f"| {env} | {label} | {final} | {interval} | {versus} | {every_text} | {length} | {paper[0]} |"
+                f" {paper[1]} |"
                 f" {reach} (≥ {e['target']:.1f}) |"
             )
     return "\n".join(lines) + "\n"

@@ -111,17 +111,26 @@ def test_report_statistics_over_seeds(tmp_path):
 
     from mjx_som_lab.report import build_report, table_markdown
 
-    def run(seed, returns):
+    def run(seed, returns, lengths=None):
         evals = [(1000 * (i + 1), 10.0 * (i + 1), r) for i, r in enumerate(returns)]
-        return {"config": {"env": "Hopper-v4", "algo": "x", "seed": seed}, "evals": evals, "summary": {}}
+        lengths = lengths or [None] * len(returns)  # None: a run of a version that did not log the length
+        config = {"env": "Hopper-v4", "algo": "x", "seed": seed}
+        return {"config": config, "evals": evals, "lengths": lengths, "summary": {}}
 
     groups = {
-        ("Hopper-v4", "som"): [run(0, [0, 900, 1000]), run(1, [0, 700, 800]), run(2, [0, 800, 1000])],
+        ("Hopper-v4", "som"): [
+            run(0, [0, 900, 1000], [100, 300, 400]),
+            run(1, [0, 700, 800], [100, 250, 200]),
+            run(2, [0, 800, 1000], [100, 300, 1000]),
+        ],
         ("Hopper-v4", "sac"): [run(0, [0, 1500, 1700]), run(1, [0, 3000, 3400]), run(2, [0, 800, 800])],
     }
     report = build_report(groups, {}, last_evals=2)["Hopper-v4"]
     som, sac = report["som"], report["sac"]
     assert som["finals"] == [950, 750, 900] and sac["finals"] == [1600, 3200, 800]
+    # each run's mean of every evaluation; the episode length of its last 2 (absent where a run did not log it)
+    assert som["every_eval_mean"] == pytest.approx([1900 / 3, 500, 600])
+    assert som["final_episode_length"] == [350, 225, 650] and "final_episode_length" not in sac
     assert som["final_mean"] == pytest.approx(866.667, abs=1e-3)
     # the sample std (ddof = 1): squared deviations 83.3^2 + 116.7^2 + 33.3^2 = 21,666.7, over 3 - 1 seeds
     assert som["final_std"] == pytest.approx(np.sqrt(21_666.667 / 2), rel=1e-5)  # 104.08; ddof = 0 gives 84.98
@@ -137,6 +146,9 @@ def test_report_statistics_over_seeds(tmp_path):
     assert som["vs_best"]["welch_p"] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-6)
     table = table_markdown({"Hopper-v4": report})
     assert "mean of the last 2 evals" in table and "| Hopper-v4 | som | 866.7 ± 104.1 (3) |" in table
+    # the mean of every eval over seeds: 577.8 ± 69.4 (the std of 633.3, 500, 600 with ddof = 1); length 408;
+    # SAC's runs logged no length
+    assert "| 577.8 ± 69.4 | 408 | 3425.2 ± 353.6 |" in table and "| — | 3425.2 ± 353.6 |" in table
     result = subprocess.run(
         [sys.executable, "launch/report.py", str(tmp_path / "nothing"), "--last-evals", "0"],
         capture_output=True,
