@@ -326,7 +326,11 @@ CHEAP_CONTROL = Preset(
 # against 0.118 TFLOP at batch 8192), now 7.1x (0.842); on the CPU preset 13x -> 7.1x. HalfCheetah-v4 on the
 # CPU preset, 3 seeds: 3,842 +- 132 against 3,945 +- 63 before; the cheaper variant with K = 32 and the actor on
 # half the rows (--som.actor-batch-size, 6.5x) lost more: 3,640 +- 233 (docs/benchmarks.md, "A cheaper SOM update").
-_SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8)
+# A quarter of the proposals is anchored at the state's best candidate in the last quarter of the run: the map
+# narrows below MFP's (HalfCheetah-v4 0.53 against 0.56, Hopper-v4 0.33-0.40 against 0.45; unanchored 1.02 and
+# 0.50-0.57) and the early, wide map still explores. Return, 5 seeds: HalfCheetah-v4 4,089 +- 320 against
+# 3,954 +- 237 without; Hopper-v4 at 304k 2,019 +- 1,048 against 1,416 +- 799 (4 seeds; docs/probes.md section 5).
+_SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8, anchor_share=0.25, anchor_from=0.75)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,
 # 3-step returns, LayerNorm critics wider than the actor, observation normalisation.

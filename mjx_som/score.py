@@ -109,7 +109,10 @@ class ScoreConfig:
         if not 0 <= self.anchor_share < 1:
             raise ValueError(f"anchor_share must be in [0, 1) (a share of num_samples), got {self.anchor_share}")
         if self.anchor_share > 0 and self.estimator != "denoise":
-            raise ValueError("anchor_share > 0 needs estimator='denoise' (the idem estimator has no proposals)")
+            raise ValueError(
+                "anchor_share > 0 needs estimator='denoise' (the idem estimator has no proposals; the locomotion"
+                " presets anchor: set anchor_share 0 and anchor_from 0 with idem)"
+            )
         if not self.anchor_std > 0:
             raise ValueError(f"anchor_std must be > 0, got {self.anchor_std}")
 

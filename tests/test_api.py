@@ -83,6 +83,15 @@ def test_locomotion_presets_follow_the_machine():
         som = config.som
         assert (som.actor.target_candidates, som.score.num_samples, som.score.scale_samples) == (16, 16, 8)
         assert som.actor.actor_batch_size == 0 and som.actor.num_candidates == 32
+        # a quarter of the proposals anchored at the best candidate in the last quarter of the run
+        assert (som.score.anchor_share, som.anchor_from) == (0.25, 0.75)
+    assert default_config("bandit/procedural", "som").som.score.anchor_share == 0  # the bandits keep every mode
+    # the literal estimator has no proposals to anchor: on locomotion the error names the way out, which validates
+    idem = ["--som.estimator", "idem", "--som.path", "vp", "--som.temperature", "fixed"]
+    with pytest.raises(ValueError, match="the locomotion presets anchor: set anchor_share 0 and anchor_from 0"):
+        config_from_flags("HalfCheetah-v4", "som", idem, "cpu").som.validate()
+    off = ["--som.anchor-share", "0", "--som.anchor-from", "0"]
+    config_from_flags("HalfCheetah-v4", "som", idem + off, "cpu").som.validate()
     assert default_config("HalfCheetah-v4").num_envs == 32  # auto: this machine has no accelerator
     # Q-scale-bound baseline settings: the authors' values on locomotion, the bandits' own on the bandits
     assert default_config("HalfCheetah-v4", "qsm", "cpu").qsm.score_scale == 50.0
@@ -438,7 +447,10 @@ BAD_INPUTS = [
     ),
     (dict(som=dict(anchor_std=0.0)), "--som settings: score.anchor_std must be > 0, got 0.0"),
     (dict(som=dict(anchor_from=1.0)), r"--som settings: anchor_from must be in \[0, 1\) \(a share of the run's"),
-    (dict(som=dict(anchor_from=0.5)), "anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too"),
+    (
+        dict(som=dict(anchor_from=0.5)),
+        "anchor_from=0.5 schedules the anchored proposals: set anchor_share > 0 too, or anchor_from 0 with",
+    ),
     (
         dict(som=dict(anchor_share=0.25, estimator="idem", path="vp", temperature="fixed")),
         "anchor_share > 0 needs estimator='denoise'",

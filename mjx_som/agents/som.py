@@ -82,7 +82,10 @@ class SOMConfig:
         if not 0 <= self.anchor_from < 1:
             raise ValueError(f"anchor_from must be in [0, 1) (a share of the run's updates), got {self.anchor_from}")
         if self.anchor_from > 0 and self.score.anchor_share == 0:
-            raise ValueError("anchor_from > 0 schedules the anchored proposals: set anchor_share > 0 too")
+            raise ValueError(
+                f"anchor_from={self.anchor_from} schedules the anchored proposals: set anchor_share > 0 too, or"
+                " anchor_from 0 with anchor_share 0 to turn them off (the locomotion presets set 0.25 and 0.75)"
+            )
 
 
 def make_som(config: SOMConfig, spec: EnvSpec) -> Agent:
