@@ -329,8 +329,7 @@ CHEAP_CONTROL = Preset(
 # A quarter of the proposals is anchored at the state's best candidate in the last quarter of the run: the map
 # narrows below MFP's (HalfCheetah-v4 0.53 against 0.56, Hopper-v4 0.33-0.40 against 0.45; unanchored 1.02 and
 # 0.50-0.57) and the early, wide map still explores. Return, 5 seeds: HalfCheetah-v4 4,089 +- 320 against
-# 3,954 +- 237 without; Hopper-v4 at 304k 2,019 +- 1,048 against
-# 1,273 +- 772 (docs/probes.md section 5).
+# 3,954 +- 237 without; Hopper-v4 at 304k 2,019 +- 1,048 against 1,273 +- 772 (docs/probes.md section 5).
 _SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8, anchor_share=0.25, anchor_from=0.75)
 # Locomotion on an accelerator: 4096 envs in lockstep, the recipe of the massively parallel off-policy
 # methods (FastTD3/FastSAC, Parallel Q-Learning): large batches, several updates per vector step,

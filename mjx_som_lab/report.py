@@ -150,7 +150,7 @@ def final_lengths(members: list[dict], last_evals: int = 1) -> np.ndarray | None
     """Per run, the mean greedy episode length (env steps) of its last `last_evals` evaluations: on a task whose
     episodes end when the robot falls (Hopper, Walker2d, Ant, Humanoid) it tells a policy that falls from one that
     is slow. None unless every run logged it."""
-    lengths = [m.get("lengths", [None])[-last_evals:] for m in members]
+    lengths = [m["lengths"][-last_evals:] for m in members]
     if any(value is None for run in lengths for value in run):
         return None
     return np.array([np.mean(run) for run in lengths])
