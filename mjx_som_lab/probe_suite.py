@@ -549,13 +549,24 @@ def summary_markdown(results: dict) -> str:
             )
         lines += [
             "",
-            "| run | greedy episodes: Q | Monte-Carlo return | Q bias (relative) | action change (per dim) |",
-            "|---|---|---|---|---|",
+            "| run | greedy episodes: Q | Monte-Carlo return | Q bias (relative) | action change (per dim) |"
+            " episode length | return | discounted return from the start |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, g in r.get("greedy_rollout", {}).items():
+            # probes.json of before 2026-12-05 lack the last three (cells left blank)
+            survival = " | ".join(
+                format(g[k], spec) if k in g else ""
+                for k, spec in (
+                    ("episode_length", ".0f"),
+                    ("episode_return", ".0f"),
+                    ("discounted_return_from_start", ".1f"),
+                )
+            )
             lines.append(
                 f"| {name} | {g['q_mean']:.1f} | {g['return_mean']:.1f} | {g['q_bias']:.1f} "
-                f"({g['q_bias_relative']:+.3f}) | {g['action_change']:.3f} ({g['action_change_per_dim']:.3f}) |"
+                f"({g['q_bias_relative']:+.3f}) | {g['action_change']:.3f} ({g['action_change_per_dim']:.3f}) | "
+                f"{survival} |"
             )
         for name, budget in r.get("spread_budget", {}).items():
             stages = [k for k in budget if isinstance(budget[k], dict)]

@@ -383,7 +383,11 @@ def rollout_diagnostics(run, rollout: dict) -> dict:
       q_bias_relative = q_bias / mean |return| (> 0: the critic overestimates the greedy policy's value; SAC's
       soft Q also holds its entropy bonus);
     - action_change: the mean distance |a_t - a_(t-1)| between consecutive greedy actions (box units; the box's
-      diagonal is 2 sqrt(A)), and action_change_per_dim, the root-mean-square per action dimension."""
+      diagonal is 2 sqrt(A)), and action_change_per_dim, the root-mean-square per action dimension;
+    - episode_length, episode_return and discounted_return_from_start: the first episodes' mean length (steps),
+      undiscounted return and discounted return from their first state (the run's gamma; the objective the
+      critic is trained for, from the start): a policy can lead on the last and trail on the second where its
+      episodes end later than the discount reaches (gamma ** 300 = 0.05 at 0.99)."""
     gamma = run.config.algo_config().critic.gamma
     factor = float(run.trainer.reward_factor(run.state.reward_stats))
     rewards, alive = np.asarray(rollout["rewards"]), np.asarray(rollout["alive"])
@@ -401,6 +405,9 @@ def rollout_diagnostics(run, rollout: dict) -> dict:
         "steps_compared": int(known.sum()),
         "action_change": float(np.linalg.norm(change, axis=-1)[both_alive].mean()),
         "action_change_per_dim": float(np.sqrt(np.mean(np.square(change[both_alive])))),
+        "episode_length": float(alive.sum(axis=0).mean()),
+        "episode_return": float((rewards * alive).sum(axis=0).mean()),
+        "discounted_return_from_start": float(returns[0].mean()),
     }
 
 

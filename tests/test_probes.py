@@ -323,6 +323,26 @@ def test_rollout_diagnostics_on_a_run_with_a_known_critic():
     assert stats["q_bias"] == pytest.approx(-stats["return_mean"]) and stats["q_bias_relative"] == pytest.approx(-1)
     assert stats["steps_compared"] == int(np.asarray(rollout["alive"]).sum())  # every episode fell: all known
     assert stats["action_change"] > 0.0
+    lengths = np.asarray(rollout["alive"]).sum(axis=0)  # the pendulum pays 1 per step alive:
+    assert stats["episode_length"] == pytest.approx(lengths.mean()) and 1 < stats["episode_length"] < 1000
+    assert stats["episode_return"] == pytest.approx(lengths.mean())
+    gamma = config.algo_config().critic.gamma
+    assert stats["discounted_return_from_start"] == pytest.approx(np.mean((1 - gamma**lengths) / (1 - gamma)))
+
+
+def test_qdiag_table_gives_each_runs_survival_and_leaves_older_results_blank():
+    """summary.md's greedy-episode row: the three survival figures of a new result, blank cells for a probes.json
+    written before they existed (reused by a later launch/probes.py call into the same folder)."""
+    from mjx_som_lab.probe_suite import summary_markdown
+
+    old = dict(q_mean=315.0, return_mean=333.0, q_bias=-18.0, q_bias_relative=-0.052, action_change=0.6)
+    old["action_change_per_dim"] = 0.41
+    new = dict(old, episode_length=446.0, episode_return=1537.4, discounted_return_from_start=256.84)
+    qdiag = dict(env="Hopper-v4", num_states=256, values={}, greedy_headroom={}, spread_budget={})
+    qdiag.update(candidate_spread={}, eval_return={}, greedy_rollout={"som": new, "sac": old})
+    lines = summary_markdown({"qdiag": qdiag}).splitlines()
+    assert "| som | 315.0 | 333.0 | -18.0 (-0.052) | 0.600 (0.410) | 446 | 1537 | 256.8 |" in lines
+    assert "| sac | 315.0 | 333.0 | -18.0 (-0.052) | 0.600 (0.410) |  |  |  |" in lines
 
 
 def test_an_interrupted_run_stops_the_probes_instead_of_feeding_them(tmp_path, monkeypatch):
