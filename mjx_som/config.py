@@ -327,7 +327,7 @@ CHEAP_CONTROL = Preset(
 # CPU preset, 3 seeds: 3,842 +- 132 against 3,945 +- 63 before; the cheaper variant with K = 32 and the actor on
 # half the rows (--som.actor-batch-size, 6.5x) lost more: 3,640 +- 233 (docs/benchmarks.md, "A cheaper SOM update").
 # A quarter of the proposals is anchored at the state's best candidate in the last quarter of the run: the map
-# narrows below MFP's (HalfCheetah-v4 0.53 against 0.56, Hopper-v4 0.33-0.40 against 0.45; unanchored 1.02 and
+# narrows below MFP's (HalfCheetah-v4 0.53 against 0.56, Hopper-v4 0.36 against 0.45, 5 seeds; unanchored 1.02 and
 # 0.50-0.57) and the early, wide map still explores. Return, 5 seeds: HalfCheetah-v4 4,089 +- 320 against
 # 3,954 +- 237 without; Hopper-v4 at 304k 2,019 +- 1,048 against 1,273 +- 772 (docs/probes.md section 5).
 _SOM_LOCOMOTION = dict(num_samples=16, target_candidates=16, scale_samples=8, anchor_share=0.25, anchor_from=0.75)
