@@ -15,6 +15,7 @@ from mjx_som.agents.qsm import QSMConfig, action_gradient
 from mjx_som.agents.qvpo import QVPOConfig, entropy_weight
 from mjx_som.config import RunConfig, apply_overrides
 from mjx_som.critic import critic_init, critic_network, min_q
+from mjx_som.diffusion import ddpm_schedule, reverse_sample
 from mjx_som.replay import Transition
 from mjx_som.trainer import Trainer
 
@@ -187,6 +188,43 @@ def test_qsm_regresses_on_the_twin_critics_mean_action_gradient():
         action, obs
     )
     assert not np.allclose(np.asarray(action_gradient(config, params, obs, action)), np.asarray(q1_only), atol=2e-3)
+
+
+def _jaxrl5_ddpm_sampler(eps_fn, steps, start, step_noise, beta_min=0.1, beta_max=10.0, clip_sampler=True):
+    """The reference: jaxrl5/networks/diffusion.py's ddpm_sampler with clip_sampler=True and its vp_beta_schedule
+    (Alescontrela/score_matching_rl at 2e77893), written out in numpy. eps_fn(a [B, A], t = (index + 1) / T [B]);
+    step_noise [T, B, A]: z of each step, the first drawn for the noisiest step (unused at the last).
+    clip_sampler=False clips only the result."""
+    t = np.arange(1, steps + 1)
+    alphas = np.exp(-beta_min / steps - 0.5 * (beta_max - beta_min) * (2 * t - 1) / steps**2)
+    betas, alpha_hats = 1 - alphas, np.cumprod(alphas)
+    x = np.asarray(start, np.float64)
+    for i, time in enumerate(range(steps - 1, -1, -1)):
+        eps = np.asarray(eps_fn(jnp.asarray(x, jnp.float32), jnp.full(x.shape[0], (time + 1) / steps)))
+        x = (x - (1 - alphas[time]) / np.sqrt(1 - alpha_hats[time]) * eps) / np.sqrt(alphas[time])
+        x = x + (time > 0) * np.sqrt(betas[time]) * step_noise[i]
+        x = np.clip(x, -1, 1) if clip_sampler else x
+    return np.clip(x, -1, 1)
+
+
+def test_qsms_sampler_is_its_authors_ddpm_sampler():
+    """QSM's chain (reverse_sample with clip "sample" on the VP schedule with beta_max 10) against its authors'
+    sampler step by step, with a noise prediction that takes samples past the box's faces on the way. The x0-clipped
+    posterior (every other baseline's, QSM's port before 2026-12-03) ends elsewhere."""
+    steps, key = 5, jax.random.PRNGKey(3)
+    start = 1.5 * jax.random.normal(jax.random.PRNGKey(4), (64, 2))
+    eps_fn = lambda a, t: 1.2 * a - 0.8 * jnp.sin(3.0 * a) + 0.5 * t[:, None] - 0.3  # noqa: E731
+    # reverse_sample's per-step noise: key -> (start key, steps key) -> one key per step, the noisiest first
+    step_keys = jax.random.split(jax.random.split(key)[1], steps)
+    step_noise = np.stack([np.asarray(jax.random.normal(k, start.shape)) for k in step_keys])
+    want = _jaxrl5_ddpm_sampler(eps_fn, steps, start, step_noise)
+    schedule = ddpm_schedule(steps, beta_max=QSMConfig().actor.beta_max)
+    got = reverse_sample(eps_fn, schedule, key, start.shape, noise=start, clip="sample")
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-4)  # float32 against float64
+    clipped_at_the_end_only = _jaxrl5_ddpm_sampler(eps_fn, steps, start, step_noise, clip_sampler=False)
+    assert np.max(np.abs(clipped_at_the_end_only - want)) > 0.1  # the clip after each step mattered
+    old = reverse_sample(eps_fn, schedule, key, start.shape, noise=start, clip="x0")
+    assert np.max(np.abs(np.asarray(old) - want)) > 0.5
 
 
 def test_qvpo_entropy_weight_decays_linearly_and_the_update_uses_the_current_one():
